@@ -1,0 +1,45 @@
+# arlab: `make lab` runs the course, `make test` proves it. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.arlab-installed
+JOBS   ?= 2
+
+.PHONY: setup lab test walkthrough bench data clean help
+
+help:
+	@echo "make lab          open the course in JupyterLab (installs on first use)"
+	@echo "make test         run every test (ARLAB_BUDGET=smoke)"
+	@echo "make walkthrough  execute the notebooks and write HTML to build/walkthrough/"
+	@echo "make bench        run the benchmarks and rewrite benchmarks/RESULTS.md"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "arlab: installing into $(VENV) (the first time takes a few minutes)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+	@echo "arlab: ready ($(VENV))"
+
+lab: setup
+	@echo "arlab: starting JupyterLab on notebooks/ (Ctrl-C to stop)"
+	@$(BIN)/jupyter lab --notebook-dir=. notebooks/
+
+test: setup
+	@echo "arlab: running the test suite with ARLAB_BUDGET=smoke on $(JOBS) workers"
+	@ARLAB_BUDGET=smoke MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+walkthrough: setup
+	@$(BIN)/python -m arlab.walkthrough --out build/walkthrough
+
+bench: setup
+	@$(BIN)/python -m benchmarks.run
+
+data: setup
+	@$(BIN)/python -m pip install --quiet -e ".[data]"
+	@$(BIN)/python scripts/make_data.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,112 @@
+"""The common face of every arlab model, and the categorical output head.
+
+A model maps data ``x`` of integer levels, shape ``[N, *data_shape]``, to distribution
+parameters ``[N, P, *data_shape]`` (``forward``). Its ``head`` turns parameters into
+per-position log-probabilities and samples, so that ``log_prob``, ``loss`` and ``sample`` are
+written once, here. ``order()`` gives the generation rank of every position (0 first); the
+causality tests prove each model respects it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CategoricalHead(nn.Module):
+    """A softmax over ``levels`` values at every position: ``P = levels`` logits."""
+
+    def __init__(self, levels: int):
+        super().__init__()
+        self.levels = levels
+        self.num_params = levels
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        """``params [N, K, *dims]``, ``x [N, *dims]`` levels -> log p(x) per position ``[N, *dims]``."""
+        return F.log_softmax(params, dim=1).gather(1, x.long().unsqueeze(1)).squeeze(1)
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``params [M, K]`` -> one level per row ``[M]``, drawn with ``generator``."""
+        probs = F.softmax(params.float(), dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+    def probs(self, params: Tensor) -> Tensor:
+        """``params [M, K]`` -> probabilities of every level ``[M, K]`` (for plots)."""
+        return F.softmax(params.float(), dim=-1)
+
+
+class ARModel(nn.Module):
+    """Base class: subclasses set the head and implement ``forward`` (and ``order`` if not raster).
+
+    Args:
+        data_shape: the dims of one example, e.g. ``(1,)``, ``(2,)``, ``(C, H, W)``.
+        levels: number of values per position (2 for binary data).
+        head: output head; a :class:`CategoricalHead` over ``levels`` when omitted.
+        num_classes: number of class labels accepted as ``cond`` (None: unconditional).
+    """
+
+    def __init__(self, data_shape: tuple[int, ...], levels: int, head: nn.Module | None = None,
+                 num_classes: int | None = None):
+        super().__init__()
+        self.data_shape = tuple(int(s) for s in data_shape)
+        self.levels = int(levels)
+        self.head = head if head is not None else CategoricalHead(self.levels)
+        self.num_classes = num_classes
+
+    # -- the face ------------------------------------------------------------------------
+    @property
+    def num_dims(self) -> int:
+        return math.prod(self.data_shape)
+
+    def order(self) -> Tensor:
+        """Generation rank of every position, ``LongTensor[*data_shape]`` (default: raster)."""
+        return torch.arange(self.num_dims).view(self.data_shape)
+
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """log p(x) in nats per example, ``[N]``."""
+        params = self(x, cond)
+        return self.head.log_prob(params, x.long()).flatten(1).sum(1)
+
+    def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Mean negative log-likelihood in nats per dimension (a scalar to minimise)."""
+        return -self.log_prob(x, cond).mean() / self.num_dims
+
+    def sample(self, n: int, cond: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """``n`` samples ``LongTensor[n, *data_shape]``, one forward pass per rank of ``order()``."""
+        from arlab.models.sampling import sample_autoregressive
+
+        return sample_autoregressive(self, n, cond=cond, generator=generator)
+
+    # -- helpers for subclasses ---------------------------------------------------------
+    @property
+    def param_dtype(self) -> torch.dtype:
+        p = next(self.parameters(), None)
+        return p.dtype if p is not None else torch.get_default_dtype()
+
+    @property
+    def param_device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def scale_input(self, x: Tensor) -> Tensor:
+        """Levels 0..K-1 (long or float) -> floats in [-1, 1] in the parameters' dtype.
+
+        Float input passes through the same map, so gradient checks can differentiate it."""
+        return x.to(self.param_dtype) * (2.0 / max(self.levels - 1, 1)) - 1.0
+
+    def check_cond(self, cond: Tensor | None, n: int) -> Tensor | None:
+        """Validate ``cond`` (class indices ``[N]``) against ``num_classes``."""
+        if cond is None:
+            return None
+        if self.num_classes is None:
+            raise ValueError(f"{type(self).__name__} was built without num_classes; "
+                             "pass num_classes=... to use class-conditional inputs.")
+        cond = torch.as_tensor(cond, device=self.param_device).long().reshape(-1)
+        if cond.numel() == 1 and n > 1:
+            cond = cond.expand(n)
+        if cond.shape[0] != n:
+            raise ValueError(f"cond has {cond.shape[0]} labels for a batch of {n}.")
+        return cond
