@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from arlab.budget import budget, by_budget, device
+from arlab.compute import budget, by_budget, device
 from arlab.units import bits_per_dim, nats_per_dim, nats_to_bits
 
 __version__ = "0.1.0"

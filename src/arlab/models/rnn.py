@@ -1,0 +1,145 @@
+"""A recurrent autoregressive model: read the data as one sequence, predict each value from the
+state built over the values before it.
+
+Sequences ``(L,)`` are read as they are; images ``(C, H, W)`` pixel by pixel in raster order
+with the channels of a pixel one after another (rank ``(i*W + j)*C + c``). Step ``t`` is fed the
+previous value (a start value at ``t = 0``), so its output depends only on earlier positions.
+With ``append_coords`` each step also gets the (row, column) of the position it predicts,
+scaled to [0, 1]: coordinates are not data, so this keeps causality, and it spares the network
+from counting steps to know where it is in the image.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from arlab.models.base import ARModel
+
+_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class PixelRNN(ARModel):
+    """LSTM/GRU over the data in generation order, categorical output per position.
+
+    Args:
+        data_shape: ``(L,)`` for sequences, ``(H, W)`` or ``(C, H, W)`` for images.
+        levels: values per position (alphabet size for characters).
+        cell: ``"lstm"`` or ``"gru"``.
+        hidden, layers: size and depth of the recurrent net.
+        append_coords: feed the (row/(H-1), column/(W-1)) of the predicted position.
+        embed: encode the previous value with a learned embedding (True) or as its scaled value
+            in [-1, 1] (False, differentiable in a float input). Default: embed when levels > 2.
+        num_classes: optional labels; a learned class vector joins the input of every step.
+    """
+
+    def __init__(self, data_shape: tuple[int, ...], levels: int, *, cell: str = "lstm",
+                 hidden: int = 16, layers: int = 1, append_coords: bool = False,
+                 embed: bool | None = None, num_classes: int | None = None):
+        super().__init__(data_shape, levels, num_classes=num_classes)
+        if cell not in _CELLS:
+            raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}.")
+        if len(self.data_shape) == 1:
+            self._chw = (1, 1, self.data_shape[0])     # a sequence is one row of one channel
+        elif len(self.data_shape) == 2:
+            self._chw = (1, *self.data_shape)
+        elif len(self.data_shape) == 3:
+            self._chw = self.data_shape
+        else:
+            raise ValueError(f"PixelRNN reads (L,), (H, W) or (C, H, W) data, got {self.data_shape}.")
+        self.cell = cell
+        self.append_coords = bool(append_coords)
+        self.embed = levels > 2 if embed is None else bool(embed)
+        value_size = hidden if self.embed else 1
+        if self.embed:
+            self.value_embedding = nn.Embedding(self.levels + 1, hidden)  # index `levels` = start
+        class_size = hidden if num_classes is not None else 0
+        if num_classes is not None:
+            self.class_embedding = nn.Embedding(num_classes, class_size)
+        input_size = value_size + 2 * self.append_coords + class_size
+        self.rnn = _CELLS[cell](input_size, hidden, num_layers=layers, batch_first=True)
+        self.out = nn.Linear(hidden, self.levels)
+
+    # -- generation order ----------------------------------------------------------------
+    def order(self) -> Tensor:
+        """Rank of every position: raster over pixels, channels inside a pixel."""
+        c, h, w = self._chw
+        return torch.arange(self.num_dims).view(h, w, c).permute(2, 0, 1).reshape(self.data_shape)
+
+    def _to_sequence(self, x: Tensor) -> Tensor:
+        """``[N, *data_shape]`` -> ``[N, L]`` in generation order."""
+        c, h, w = self._chw
+        return x.reshape(x.shape[0], c, h, w).permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+    def _from_sequence(self, seq: Tensor) -> Tensor:
+        """``[N, L, *rest]`` in generation order -> ``[N, *rest, *data_shape]``."""
+        c, h, w = self._chw
+        n, rest = seq.shape[0], seq.shape[2:]
+        img = seq.reshape(n, h, w, c, *rest)
+        img = img.permute(0, *range(4, 4 + len(rest)), 3, 1, 2)          # [N, *rest, C, H, W]
+        return img.reshape(n, *rest, *self.data_shape)
+
+    def coordinates(self) -> Tensor:
+        """``[L, 2]``: (row/(H-1), column/(W-1)) of each step's position (0 when H or W is 1)."""
+        c, h, w = self._chw
+        pixel = torch.arange(self.num_dims, device=self.param_device) // c
+        rows, cols = pixel // w, pixel % w
+        return torch.stack([rows / max(h - 1, 1), cols / max(w - 1, 1)], dim=-1).to(self.param_dtype)
+
+    # -- step inputs ---------------------------------------------------------------------
+    def _encode(self, values: Tensor) -> Tensor:
+        """Previous values ``[N, T]`` (levels, long or float) -> ``[N, T, value_size]``."""
+        if self.embed:
+            return self.value_embedding(values.long())
+        return self.scale_input(values).unsqueeze(-1)
+
+    def _start(self, n: int) -> Tensor:
+        """The input standing for "no previous value": ``[n, 1, value_size]``."""
+        if self.embed:
+            start = torch.full((n, 1), self.levels, dtype=torch.long, device=self.param_device)
+            return self.value_embedding(start)
+        # 0 on the [-1, 1] scale: between the levels of binary data, so it is distinguishable.
+        return torch.zeros(n, 1, 1, dtype=self.param_dtype, device=self.param_device)
+
+    def _inputs(self, prev: Tensor, steps: slice, cond: Tensor | None) -> Tensor:
+        """Join encoded previous values ``[N, T, value_size]`` with the coordinates of the
+        positions ``steps`` predicts and the class vector."""
+        parts = [prev]
+        n, t = prev.shape[:2]
+        if self.append_coords:
+            parts.append(self.coordinates()[steps].unsqueeze(0).expand(n, t, 2))
+        if cond is not None:
+            parts.append(self.class_embedding(cond).unsqueeze(1).expand(n, t, -1))
+        elif self.num_classes is not None:
+            # No label given: a zero class vector (the model's unconditional input).
+            parts.append(prev.new_zeros(n, t, self.class_embedding.embedding_dim))
+        return torch.cat(parts, dim=-1)
+
+    # -- the face ------------------------------------------------------------------------
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """``x [N, *data_shape]`` levels -> logits ``[N, levels, *data_shape]``."""
+        n = x.shape[0]
+        cond = self.check_cond(cond, n)
+        seq = self._to_sequence(x.to(self.param_device))                 # [N, L]
+        prev = torch.cat([self._start(n), self._encode(seq[:, :-1])], dim=1)
+        out, _ = self.rnn(self._inputs(prev, slice(None), cond))
+        return self._from_sequence(self.out(out))                        # [N, K, *data_shape]
+
+    @torch.no_grad()
+    def sample(self, n: int, cond: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """``n`` samples ``LongTensor[n, *data_shape]`` in O(L) steps, carrying the recurrent state.
+
+        Draws position t with one ``head.sample`` call for the batch, like the generic sampler,
+        so both give the same samples for the same generator."""
+        was_training = self.training
+        self.eval()
+        cond = self.check_cond(cond, n)
+        seq = torch.zeros(n, self.num_dims, dtype=torch.long, device=self.param_device)
+        prev, state = self._start(n), None
+        for t in range(self.num_dims):
+            out, state = self.rnn(self._inputs(prev, slice(t, t + 1), cond), state)
+            draw = self.head.sample(self.out(out[:, 0]), generator).to(seq.device)
+            seq[:, t] = draw
+            prev = self._encode(draw.unsqueeze(1) * 0)
+        self.train(was_training)
+        return self._from_sequence(seq)

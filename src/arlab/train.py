@@ -1,0 +1,168 @@
+"""The one training loop: ``fit(model, train, test)`` for any model with ``loss(x, cond)``.
+
+Progress bar, train loss per step and test loss per epoch (before training too), both in
+nats/dim and bits/dim, device choice, bf16 autocast on CUDA, gradient clipping, seeded.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from arlab.compute import device as best_device
+from arlab.units import nats_to_bits
+
+Data = Tensor | tuple[Tensor, Tensor]
+
+
+@dataclass
+class History:
+    """What ``fit`` saw: train loss per step and test loss per epoch, in nats/dim."""
+
+    train_steps: list[int] = field(default_factory=list)
+    train_nats_per_dim: list[float] = field(default_factory=list)
+    test_epochs: list[int] = field(default_factory=list)
+    test_nats_per_dim: list[float] = field(default_factory=list)
+    steps_per_epoch: int = 1
+    seconds: float = 0.0
+
+    @property
+    def train_bits_per_dim(self) -> list[float]:
+        return [nats_to_bits(v) for v in self.train_nats_per_dim]
+
+    @property
+    def test_bits_per_dim(self) -> list[float]:
+        return [nats_to_bits(v) for v in self.test_nats_per_dim]
+
+    @property
+    def final_test_nats_per_dim(self) -> float:
+        return self.test_nats_per_dim[-1] if self.test_nats_per_dim else math.nan
+
+    @property
+    def final_test_bits_per_dim(self) -> float:
+        return nats_to_bits(self.final_test_nats_per_dim)
+
+    def plot(self, ax=None, bits: bool = True, title: str | None = None):
+        """Train (per step) and test (per epoch) curves on one axis; returns the axis."""
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.subplots(figsize=(5, 3.2))[1]
+        conv = nats_to_bits if bits else (lambda v: v)
+        unit = "bits/dim" if bits else "nats/dim"
+        epochs = [s / self.steps_per_epoch for s in self.train_steps]
+        ax.plot(epochs, [conv(v) for v in self.train_nats_per_dim], lw=1, alpha=0.7, label="train")
+        ax.plot(self.test_epochs, [conv(v) for v in self.test_nats_per_dim], "o-", label="test")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"negative log-likelihood ({unit})")
+        ax.set_title(title or "training curves")
+        ax.legend()
+        return ax
+
+
+def _split_data(data: Data | None) -> tuple[Tensor | None, Tensor | None]:
+    if data is None or isinstance(data, Tensor):
+        return data, None
+    x, labels = data
+    return x, labels
+
+
+def _batches(x: Tensor, labels: Tensor | None, batch_size: int, g: torch.Generator | None):
+    idx = torch.randperm(x.shape[0], generator=g) if g is not None else torch.arange(x.shape[0])
+    for i in range(0, x.shape[0], batch_size):
+        j = idx[i:i + batch_size]
+        yield x[j], (labels[j] if labels is not None else None)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Data, batch_size: int = 256, device=None,
+             conditional: bool = False) -> float:
+    """Mean NLL in nats per dimension of ``model`` on ``data`` (``x`` or ``(x, labels)``)."""
+    x, labels = _split_data(data)
+    device = torch.device(device) if device else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for xb, yb in _batches(x, labels, batch_size, None):
+        cond = yb.to(device) if conditional and yb is not None else None
+        lp = model.log_prob(xb.to(device), cond)
+        total += float(-lp.double().sum())
+        count += xb.shape[0]
+    model.train(was_training)
+    return total / count / x[0].numel()
+
+
+def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int = 1,
+        batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
+        max_steps: int | None = None, clip_grad: float | None = 1.0, conditional: bool = False,
+        transform: Callable[[Tensor], Tensor] | None = None, device=None, seed: int = 0,
+        bf16: bool = True, progress: bool = True, eval_batch_size: int = 256,
+        optimizer: torch.optim.Optimizer | None = None) -> History:
+    """Train ``model`` by minimising ``model.loss(x, cond)`` with Adam.
+
+    Args:
+        train, test: ``x`` (levels ``[N, *data_shape]``) or ``(x, labels)``.
+        epochs: passes over ``train``; ``max_steps`` caps the total number of steps.
+        conditional: pass the labels as ``cond``.
+        transform: applied to each training batch (e.g. ``arlab.data.dynamic_binarize``).
+        device: default: cuda, then mps, then cpu. bf16: autocast on CUDA.
+    Returns:
+        A :class:`History` (test loss measured before training and after every epoch).
+    """
+    device = torch.device(device) if device else best_device()
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model.to(device)
+    x, labels = _split_data(train)
+    if conditional and labels is None:
+        raise ValueError("conditional=True needs labels: pass train as (x, labels).")
+    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(x.shape[0] / batch_size)
+    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    hist = History(steps_per_epoch=steps_per_epoch)
+    autocast = device.type == "cuda" and bf16
+
+    def run_test(epoch: float):
+        if test is not None:
+            hist.test_epochs.append(epoch)
+            hist.test_nats_per_dim.append(
+                evaluate(model, test, eval_batch_size, device, conditional))
+
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    run_test(0)
+    bar = tqdm(total=total, desc=type(model).__name__, disable=not progress, leave=False)
+    step = 0
+    model.train()
+    while step < total:
+        for xb, yb in _batches(x, labels, batch_size, g):
+            if step >= total:
+                break
+            if transform is not None:
+                xb = transform(xb)
+            xb = xb.to(device, non_blocking=True)
+            cond = yb.to(device) if conditional else None
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = model.loss(xb, cond)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss.item()} at step {step}; "
+                                         "lower the learning rate or check the model's output.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            opt.step()
+            step += 1
+            hist.train_steps.append(step)
+            hist.train_nats_per_dim.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(bits_per_dim=f"{nats_to_bits(hist.train_nats_per_dim[-1]):.4f}")
+        run_test(step / steps_per_epoch)
+    bar.close()
+    model.eval()
+    hist.seconds = time.perf_counter() - start
+    return hist
