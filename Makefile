@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 
 lab: setup
 	@echo "arlab: starting JupyterLab on notebooks/ (Ctrl-C to stop)"
-	@$(BIN)/jupyter lab --notebook-dir=. notebooks/
+	@$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 test: setup
 	@echo "arlab: running the test suite with ARLAB_BUDGET=smoke on $(JOBS) workers"

@@ -46,6 +46,15 @@ class History:
     def final_test_bits_per_dim(self) -> float:
         return nats_to_bits(self.final_test_nats_per_dim)
 
+    def summary(self) -> dict[str, float]:
+        """Test NLL after and before training (nats/dim, bits/dim) and the time taken: the
+        entry a notebook puts in its ``results`` dict."""
+        return {"nats_per_dim": self.final_test_nats_per_dim,
+                "bits_per_dim": self.final_test_bits_per_dim,
+                "untrained_nats_per_dim": self.test_nats_per_dim[0] if self.test_nats_per_dim
+                else math.nan,
+                "seconds": round(self.seconds, 2)}
+
     def plot(self, ax=None, bits: bool = True, title: str | None = None):
         """Train (per step) and test (per epoch) curves on one axis; returns the axis."""
         import matplotlib.pyplot as plt

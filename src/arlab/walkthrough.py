@@ -1,0 +1,72 @@
+"""Execute the walkthrough notebooks and write them as HTML pages.
+
+    python -m arlab.walkthrough --out build/walkthrough [--budget cpu] [NOTEBOOK ...]
+
+Each notebook runs in its own folder with the current budget (``ARLAB_BUDGET``); the time each
+took is written to ``timings.json`` beside the pages.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def notebooks() -> list[Path]:
+    """The walkthrough notebooks in teaching order."""
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def execute(path: Path, budget: str | None = None, timeout: int = 1800):
+    """Run the notebook at ``path`` in a fresh kernel; returns the executed notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env_budget = os.environ.get("ARLAB_BUDGET")
+    if budget:
+        os.environ["ARLAB_BUDGET"] = budget
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        if budget:
+            if env_budget is None:
+                os.environ.pop("ARLAB_BUDGET", None)
+            else:
+                os.environ["ARLAB_BUDGET"] = env_budget
+    return nb
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nbconvert import HTMLExporter
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: all of notebooks/")
+    parser.add_argument("--out", type=Path, default=Path("build/walkthrough"))
+    parser.add_argument("--budget", choices=["smoke", "cpu", "gpu"], default=None)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    timings_path = args.out / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    from arlab import budget
+
+    used = args.budget or budget()
+    for path in args.notebooks or notebooks():
+        start = time.perf_counter()
+        nb = execute(path.resolve(), args.budget)
+        seconds = time.perf_counter() - start
+        html, _ = HTMLExporter().from_notebook_node(nb)
+        (args.out / f"{path.stem}.html").write_text(html)
+        timings.setdefault(used, {})[path.stem] = round(seconds, 1)
+        print(f"{path.stem}: {seconds:.0f} s ({used}) -> {args.out / (path.stem + '.html')}")
+    timings_path.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

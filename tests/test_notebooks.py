@@ -1,0 +1,62 @@
+"""The walkthrough runs: every notebook executes under ARLAB_BUDGET=smoke, ends with finite
+results better than the untrained models, displays its widgets, and is committed clean."""
+import json
+import math
+
+import nbformat
+import pytest
+
+from arlab.walkthrough import notebooks
+
+NOTEBOOKS = notebooks()
+RESULT_PROBE = "import json as _json; print('ARLAB_RESULTS=' + _json.dumps(results))"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def test_there_are_eleven_notebooks_in_order():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 12)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, (
+                f"{path.name} cell {i} has outputs; clear them before committing")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_cells_are_title_badge_setup_and_budget(path):
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    assert "colab.research.google.com" in first.source and path.name in first.source
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert "google.colab" in code[0], "the first code cell is the Colab setup cell"
+    assert any("arlab.budget()" in c for c in code[:3]), "a budget and device cell comes early"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_executes_under_smoke_budget(path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("ARLAB_BUDGET", "smoke")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(RESULT_PROBE))
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    results = json.loads(text.split("ARLAB_RESULTS=", 1)[1])
+    assert results, f"{path.name}: the results dict is empty"
+    for name, r in results.items():
+        assert math.isfinite(r["nats_per_dim"]) and math.isfinite(r["bits_per_dim"]), name
+        assert r["nats_per_dim"] < r["untrained_nats_per_dim"], (
+            f"{path.name}: {name} is no better than untrained")
+        assert r["bits_per_dim"] == pytest.approx(r["nats_per_dim"] / math.log(2))
+    for i, cell in enumerate(nb.cells):
+        if "widget" in cell.metadata.get("tags", []):
+            mimes = [m for o in cell.outputs for m in o.get("data", {})]
+            assert WIDGET_MIME in mimes, f"{path.name} cell {i}: the widget was not displayed"
+            assert "image/png" in mimes, f"{path.name} cell {i}: no static twin figure shown"
