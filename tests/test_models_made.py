@@ -99,6 +99,10 @@ def test_made_hidden_degrees_follow_the_drawing_rule(ordering):
                 want = want.repeat(2, 1)                     # K = 2 logits per dimension
             assert torch.equal(lin.mask, want), f"mask {m}, layer {layer}"
     assert model.mask_index == masks - 1
+    inputs, hidden = made_degrees(made_orderings(3, 3, seed)[ordering], hidden_sizes, masks, seed,
+                                  resample_ordering=ordering == "random")
+    assert torch.equal(inputs, model.input_degrees)
+    assert all(torch.equal(h, getattr(model, f"hidden_degrees_{l}")) for l, h in enumerate(hidden))
 
 
 def test_made_needs_two_dimensions():
@@ -113,6 +117,7 @@ def test_made_needs_two_dimensions():
 def test_orderings_by_hand_and_as_permutations():
     o = made_orderings(3, 3)
     assert o["columns"].tolist() == [0, 3, 6, 1, 4, 7, 2, 5, 8]
+    assert made_orderings(2, 3)["columns"].tolist() == [0, 2, 4, 1, 3, 5]
     assert o["even_odd"].tolist() == [0, 5, 1, 6, 2, 7, 3, 8, 4]
     assert made_orderings(4, 2)["top_bottom_middle"].tolist() == [0, 1, 4, 5, 6, 7, 2, 3]
     assert made_orderings(3, 1)["top_bottom_middle"].tolist() == [0, 2, 1]
@@ -172,7 +177,7 @@ def test_loss_cycles_masks_in_training_and_uses_the_mixture_in_eval():
     for step in range(4):
         m = step % 3
         assert model.mask_index == m
-        single = -model._log_prob_current(x, None).mean() / 3
+        single = -model.mask_log_prob(x).mean() / 3
         assert torch.equal(model.loss(x), single)
         assert model.mask_index == (m + 1) % 3
     model.eval()
@@ -193,14 +198,31 @@ def test_direct_connections_see_exactly_the_earlier_ranks():
 
 def test_sample_under_one_mask_is_the_generic_sampler():
     model = MADE((1, 2, 2), 2, hidden_sizes=(8,), ordering="random", num_masks=3)
+    model.set_mask_index(1)
+    current = model.sample(7, generator=torch.Generator().manual_seed(5))
     got = model.sample(7, generator=torch.Generator().manual_seed(5), mask_index=2)
-    assert model.mask_index == 0
+    assert model.mask_index == 1
+    assert torch.equal(current,
+                       sample_autoregressive(model, 7, generator=torch.Generator().manual_seed(5)))
     model.set_mask_index(2)
     want = sample_autoregressive(model, 7, generator=torch.Generator().manual_seed(5))
     assert torch.equal(got, want)
-    a = model.sample(9, generator=torch.Generator().manual_seed(1))
-    b = model.sample(9, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(a, b) and a.shape == (9, 1, 2, 2) and model.mask_index == 2
+
+
+def test_mixture_sampling_draws_each_row_under_one_uniformly_chosen_mask():
+    torch.manual_seed(0)
+    model = MADE((1, 2, 2), 3, hidden_sizes=(8,), ordering="random", num_masks=3,
+                 num_classes=2)
+    cond = torch.arange(40) % 2
+    got = model.sample(40, cond=cond, generator=torch.Generator().manual_seed(2), mixture=True)
+    assert got.shape == (40, 1, 2, 2) and model.mask_index == 0
+    g = torch.Generator().manual_seed(2)
+    choice = torch.randint(3, (40,), generator=g)
+    assert len(torch.unique(choice)) == 3
+    for m in range(3):
+        rows = (choice == m).nonzero().squeeze(1)
+        want = model.sample(len(rows), cond=cond[rows], generator=g, mask_index=m)
+        assert torch.equal(got[rows], want), f"rows drawn by mask {m}"
 
 
 def test_state_dict_restores_the_current_mask():

@@ -279,7 +279,10 @@ def test_gated_pixelcnn_causal_no_blind_spot_and_full_view():
     for pixel in _all_pixels(6, 6):
         assert not causality_violations(model, (0, *pixel)).any(), pixel
         assert not blind_spot(_seen(model, (0, *pixel)), pixel).any(), pixel
-    deep = GatedPixelCNN((1, 5, 5), 2, channels=4, layers=4)
+    # a tiny net can silence a pixel through the output ReLU on every probe input; 8 channels
+    # and a fixed seed keep the probe informative
+    torch.manual_seed(0)
+    deep = GatedPixelCNN((1, 5, 5), 2, channels=8, layers=4)
     for pixel in _all_pixels(5, 5):
         assert torch.equal(_seen(deep, (0, *pixel)), earlier_pixels(5, 5, pixel)), pixel
 
@@ -345,7 +348,9 @@ def test_attention_ignores_later_positions(include_self):
         y = x.clone()
         y[:, i + 1:] = torch.randn(2, 5 - i, 4, dtype=torch.float64)
         assert torch.equal(attn(y)[:, :i + 1], base[:, :i + 1]), f"output {i} sees a later input"
-        if i > 0 or include_self:  # its own input does matter (query, and key/value if self)
+        # its own input does matter: as key/value (include_self), or as the query once there
+        # are two keys to weigh (a single key gets weight 1 whatever the query)
+        if include_self or i >= 2:
             z = x.clone()
             z[:, i] += 1.0
             assert not torch.equal(attn(z)[:, i], base[:, i])

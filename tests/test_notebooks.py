@@ -6,7 +6,7 @@ import math
 import nbformat
 import pytest
 
-from arlab.walkthrough import notebooks
+from arlab.walkthrough import COLAB, notebooks
 
 NOTEBOOKS = notebooks()
 RESULT_PROBE = "import json as _json; print('ARLAB_RESULTS=' + _json.dumps(results))"
@@ -31,7 +31,7 @@ def test_first_cells_are_title_badge_setup_and_budget(path):
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# ")
-    assert "colab.research.google.com" in first.source and path.name in first.source
+    assert f"{COLAB}notebooks/{path.name}" in first.source, "the Colab badge links this notebook"
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     assert "google.colab" in code[0], "the first code cell is the Colab setup cell"
     assert any("arlab.budget()" in c for c in code[:3]), "a budget and device cell comes early"

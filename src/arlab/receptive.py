@@ -114,3 +114,111 @@ def blind_spot(seen: Tensor, pixel: tuple[int, int]) -> Tensor:
     allowed = earlier_pixels(h, w, pixel)
     seen_above = torch.cumsum(seen.int(), dim=0) - seen.int() > 0  # some row above is seen
     return allowed & ~seen & seen_above
+
+
+# -- analytic receptive fields (no gradients: the footprints of the layers, propagated) ------
+
+def dilated_stack_offsets(kernel_size: int, dilations: list[int]) -> list[int]:
+    """Lags (0 = the output's own position, 3 = three steps back) of the inputs that can reach
+    one output of a stack of causal convolutions, one layer per dilation, each seeing the taps
+    t-(k-1)·d, ..., t-d, t (``CausalConv1d(..., include_current=True)``). Sorted ascending.
+
+    Every layer adds one of its tap lags 0, d, ..., (k-1)·d to the lag of a path, so the set is
+    all such sums; gappy stacks (kernel 2, dilations [2]) leave holes."""
+    if kernel_size < 1 or any(int(d) < 1 for d in dilations):
+        raise ValueError(f"kernel_size and dilations must be positive, got {kernel_size}, "
+                         f"{list(dilations)}.")
+    lags = {0}
+    for d in dilations:
+        lags = {lag + j * int(d) for lag in lags for j in range(kernel_size)}
+    return sorted(lags)
+
+
+def dilated_stack_receptive_field(kernel_size: int, dilations: list[int]) -> int:
+    """How many inputs reach one output of the stack (far from the sequence start): the
+    number of :func:`dilated_stack_offsets`. Equals ``1 + (k-1)·sum(dilations)`` when the
+    taps leave no gaps (WaveNet's 1, 2, 4, ...), fewer otherwise."""
+    return len(dilated_stack_offsets(kernel_size, dilations))
+
+
+def dilated_stack_tree(kernel_size: int, dilations: list[int], length: int,
+                       position: int) -> list[Tensor]:
+    """Units that feed output ``position`` of the stack on a sequence of ``length``.
+
+    Returns one ``BoolTensor[length]`` per level, inputs first: entry 0 marks the inputs the
+    output depends on, entry ``len(dilations)`` marks the output itself. Inputs before the
+    sequence start (zero padding) are not units, so near the start the tree is cut off."""
+    if not 0 <= position < length:
+        raise ValueError(f"position {position} is outside the sequence 0..{length - 1}.")
+    dilated_stack_offsets(kernel_size, dilations)  # validates the arguments
+    level = torch.zeros(length, dtype=torch.bool)
+    level[position] = True
+    tree = [level]
+    for d in reversed([int(d) for d in dilations]):
+        below = torch.zeros(length, dtype=torch.bool)
+        for j in range(kernel_size):
+            lag = j * d
+            if lag < length:
+                below[: length - lag] |= level[lag:]
+        level = below
+        tree.append(level)
+    return tree[::-1]
+
+
+def _masked_footprint(kernel_size: int, mask_type: str) -> list[tuple[int, int]]:
+    """Input offsets (row, column) relative to the output that a PixelCNN kernel reads:
+    every tap in the rows above, the taps left of the centre in its row, and the centre
+    itself for type 'B' (single channel group)."""
+    r = kernel_size // 2
+    taps = [(di, dj) for di in range(-r, 0) for dj in range(-r, r + 1)]
+    taps += [(0, dj) for dj in range(-r, 0)]
+    if mask_type == "B":
+        taps.append((0, 0))
+    return taps
+
+
+def _spread(region: Tensor, taps: list[tuple[int, int]]) -> Tensor:
+    """Pixels ``q`` with ``q = p + tap`` for some ``p`` in ``region`` and some tap (inside the
+    image: zero padding has no units behind it)."""
+    h, w = region.shape
+    out = torch.zeros_like(region)
+    for di, dj in taps:
+        src = region[max(0, -di):h - max(0, di), max(0, -dj):w - max(0, dj)]
+        out[max(0, di):h - max(0, -di), max(0, dj):w - max(0, -dj)] |= src
+    return out
+
+
+def masked_conv_stack_receptive_field(kernel_size_first: int, kernel_size_rest: int,
+                                      layers: int, image_shape: tuple[int, ...],
+                                      pixel: tuple[int, int]) -> Tensor:
+    """The exact set of input pixels that output ``pixel`` of a stack of PixelCNN masked
+    convolutions sees, computed from the mask footprints alone.
+
+    Args:
+        kernel_size_first: kernel of the first layer (type 'A', centre hidden); odd.
+        kernel_size_rest: kernel of every later layer (type 'B', centre kept); odd.
+        layers: total number of masked convolutions, the type-A one included (>= 1).
+        image_shape: ``(H, W)`` or ``(C, H, W)``.
+        pixel: ``(row, column)`` of the output.
+
+    Returns:
+        ``BoolTensor[H, W]``. The blind spot shows up as earlier pixels to the upper right
+        that no number of layers reaches.
+    """
+    for name, k in (("kernel_size_first", kernel_size_first),
+                    ("kernel_size_rest", kernel_size_rest)):
+        if k < 1 or k % 2 == 0:
+            raise ValueError(f"{name} must be odd and positive (a kernel with a centre), "
+                             f"got {k}.")
+    if layers < 1:
+        raise ValueError(f"layers counts the masked convolutions including the first; "
+                         f"it must be at least 1, got {layers}.")
+    h, w = (int(s) for s in tuple(image_shape)[-2:])
+    i, j = (int(p) for p in pixel)
+    if not (0 <= i < h and 0 <= j < w):
+        raise ValueError(f"pixel {(i, j)} is outside the {h}x{w} image.")
+    region = torch.zeros(h, w, dtype=torch.bool)
+    region[i, j] = True
+    for _ in range(layers - 1):
+        region = _spread(region, _masked_footprint(kernel_size_rest, "B"))
+    return _spread(region, _masked_footprint(kernel_size_first, "A"))

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+REPO = "arlab-course/arlab"
+COLAB = f"https://colab.research.google.com/github/{REPO}/blob/main/"
 
 
 def notebooks() -> list[Path]:

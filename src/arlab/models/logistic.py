@@ -53,7 +53,8 @@ def discretized_logistic_log_probs(x: Tensor, logits: Tensor, means: Tensor, log
     """
     if levels < 1:
         raise ValueError(f"levels must be at least 1, got {levels}.")
-    dtype = torch.promote_types(means.dtype, log_scales.dtype)
+    # At least float32: bin edges of 256 levels are not resolved in half precision (autocast).
+    dtype = torch.promote_types(torch.promote_types(means.dtype, log_scales.dtype), torch.float32)
     x = torch.as_tensor(x, device=means.device)
     if x.numel() > 0 and (bool((x < 0).any()) or bool((x > levels - 1).any())):
         raise ValueError(f"x must hold levels in 0..{levels - 1}; got values from "

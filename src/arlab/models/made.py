@@ -173,7 +173,7 @@ class MADE(ARModel):
 
     Args:
         data_shape, levels: as in :class:`ARModel` (at least 2 dimensions).
-        hidden_sizes: widths of the hidden layers (ReLU); ``()`` gives a masked linear model.
+        hidden_sizes: widths of the hidden layers (ELU); ``()`` gives a masked linear model.
         ordering: a name from :data:`ORDERINGS` or a ``LongTensor`` of ranks (one per
             dimension, flat or shaped like the data).
         num_masks: how many masks to cycle through in training; with ``ordering="random"``
@@ -274,23 +274,26 @@ class MADE(ARModel):
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if i < len(self.layers) - 1:
-                h = F.relu(h)
+                # ELU, not ReLU: early dimensions reach their past through the few hidden
+                # units of low degree, and a dead ReLU among them would cut that path.
+                h = F.elu(h)
         if self.direct is not None:
             h = h + self.direct(values)
         return h.view(n, self.levels, *self.data_shape)
 
-    def _log_prob_current(self, x: Tensor, cond: Tensor | None) -> Tensor:
+    def mask_log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """log p(x) under the current mask alone, nats per example ``[N]``."""
         return super().log_prob(x, cond)
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """log of the mean over masks of p_mask(x), in nats per example ``[N]``."""
         if self.num_masks == 1:
-            return self._log_prob_current(x, cond)
+            return self.mask_log_prob(x, cond)
         per_mask = []
         with self.using_mask(self.mask_index):
             for m in range(self.num_masks):
                 self.set_mask_index(m)
-                per_mask.append(self._log_prob_current(x, cond))
+                per_mask.append(self.mask_log_prob(x, cond))
         return torch.logsumexp(torch.stack(per_mask), dim=0) - math.log(self.num_masks)
 
     def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
@@ -298,21 +301,21 @@ class MADE(ARModel):
         current mask, then the next mask becomes current (order-agnostic training);
         otherwise the mixture's NLL."""
         if self.training and self.num_masks > 1:
-            nll = -self._log_prob_current(x, cond).mean() / self.num_dims
+            nll = -self.mask_log_prob(x, cond).mean() / self.num_dims
             self.set_mask_index((self.mask_index + 1) % self.num_masks)
             return nll
         return super().loss(x, cond)
 
     def sample(self, n: int, cond: Tensor | None = None,
-               generator: torch.Generator | None = None,
-               mask_index: int | None = None) -> Tensor:
+               generator: torch.Generator | None = None, mask_index: int | None = None,
+               mixture: bool = False) -> Tensor:
         """``n`` samples ``LongTensor[n, *data_shape]`` with the generic sampler (one forward
         pass per dimension).
 
-        ``mask_index=i`` samples under mask i only. By default a model with one mask uses it,
-        and a model with several draws from the mixture that :meth:`log_prob` scores: each
-        sample first picks a mask uniformly (with ``generator``)."""
-        if mask_index is not None or self.num_masks == 1:
+        By default under the current mask (the distribution of :meth:`mask_log_prob`);
+        ``mask_index=i`` under mask i; ``mixture=True`` from the mixture that :meth:`log_prob`
+        scores: each sample first picks a mask uniformly (with ``generator``)."""
+        if not mixture or self.num_masks == 1:
             with self.using_mask(self.mask_index if mask_index is None else mask_index):
                 return sample_autoregressive(self, n, cond=cond, generator=generator)
         device = self.param_device

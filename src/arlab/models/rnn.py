@@ -58,6 +58,9 @@ class PixelRNN(ARModel):
         input_size = value_size + 2 * self.append_coords + class_size
         self.rnn = _CELLS[cell](input_size, hidden, num_layers=layers, batch_first=True)
         self.out = nn.Linear(hidden, self.levels)
+        with torch.no_grad():  # start close to the uniform distribution (ln K nats per dim)
+            self.out.weight.mul_(0.1)
+            self.out.bias.zero_()
 
     # -- generation order ----------------------------------------------------------------
     def order(self) -> Tensor:
@@ -140,6 +143,6 @@ class PixelRNN(ARModel):
             out, state = self.rnn(self._inputs(prev, slice(t, t + 1), cond), state)
             draw = self.head.sample(self.out(out[:, 0]), generator).to(seq.device)
             seq[:, t] = draw
-            prev = self._encode(draw.unsqueeze(1) * 0)
+            prev = self._encode(draw.unsqueeze(1))
         self.train(was_training)
         return self._from_sequence(seq)

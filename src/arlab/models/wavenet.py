@@ -79,7 +79,12 @@ class CausalConv1d(nn.Module):
 def wavenet_receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
     """How many input positions can influence one output of a stack of
     ``CausalConv1d(kernel_size, dilation=d, include_current=True)``, one layer per d:
-    ``1 + (kernel_size - 1) * sum(dilations)``."""
+    ``1 + (kernel_size - 1) * sum(dilations)``.
+
+    This is the span from the oldest input that can reach the output to the newest (the
+    output's own position). Every position in it is reached when the taps leave no gaps,
+    as with WaveNet's 1, 2, 4, ... (sorted, each dilation at most 1 + (k-1)·the sum of the
+    smaller ones); a gappy stack such as kernel 2, dilations [2] reaches fewer (2 of 3)."""
     if kernel_size < 1 or any(d < 1 for d in dilations):
         raise ValueError(f"kernel_size and dilations must be positive, got {kernel_size}, "
                          f"{list(dilations)}.")
