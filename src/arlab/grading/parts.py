@@ -1,0 +1,132 @@
+"""Graded parts: each hidden test cell is one :class:`Part`, split in two halves.
+
+- ``probe(ns)`` runs the STUDENT's code (found by name in the notebook namespace ``ns``) on
+  inputs the grader chooses (seeded), and returns plain arrays: ``{name: tensor or array}``.
+- ``judge(outputs)`` compares those arrays with the reference in ``arlab`` (recomputed from
+  the same seeds, never taken from the student's side) and raises :class:`GradingError` with
+  a message the student can act on.
+
+In a notebook, a hidden test cell calls ``arlab.grading.grade("test_made_masks", globals())``,
+which runs both halves in the student's kernel. The trusted grader runs ``probe`` in a
+sandbox, carries the arrays out in a format that cannot hold code, and runs ``judge`` in a
+process that never ran student code. Earlier exercises that a part ``uses`` are replaced by
+their reference versions while it probes, so one bug is charged once.
+"""
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Mapping, MutableMapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from arlab.grading.checks import GradingError
+
+PARTS: dict[str, "Part"] = {}  # test cell grade id -> part
+REFERENCES: dict[str, Any] = {}  # exercise name -> reference object in the homework's signature
+
+
+class Part:
+    """One hidden test cell. Subclasses set the class attributes and both halves."""
+
+    exercise: ClassVar[str]          # the answer cell's grade id (the name it defines)
+    cell: ClassVar[str]              # the test cell's grade id: test_<exercise>[_k]
+    points: ClassVar[float]
+    uses: ClassVar[tuple[str, ...]] = ()   # earlier exercises swapped for their references
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "cell" in cls.__dict__:
+            if cls.cell in PARTS:
+                raise ValueError(f"two parts claim test cell {cls.cell!r}")
+            PARTS[cls.cell] = cls()
+
+    def probe(self, ns: Mapping[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def judge(self, out: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+def to_arrays(outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Tensors and numbers -> numeric numpy arrays (no objects: nothing that can carry code)."""
+    arrays = {}
+    for key, value in outputs.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            value = value.float() if value.dtype in (torch.bfloat16, torch.float16) else value
+            value = value.numpy()
+        arr = np.asarray(value)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise GradingError(f"the value checked as {key!r} is not numeric "
+                               f"(got {type(value).__name__}); return a tensor of numbers.")
+        arrays[key] = arr
+    return arrays
+
+
+def student(ns: Mapping[str, Any], name: str):
+    """The object the student defined as ``name``, or a clear failure."""
+    if name not in ns:
+        raise GradingError(f"{name} is not defined: run the cell where you define it, and keep "
+                           f"the name {name!r} exactly.")
+    return ns[name]
+
+
+def reference(name: str):
+    """The reference implementation of exercise ``name``, in the homework's signature
+    (registered by the assignment modules in ``arlab.grading.homework``)."""
+    if name not in REFERENCES:
+        import arlab.grading.homework  # noqa: F401  (registers every reference)
+    return REFERENCES[name]
+
+
+@contextlib.contextmanager
+def swapped(ns: MutableMapping[str, Any], names: tuple[str, ...]):
+    """Temporarily replace the student's versions of ``names`` by the references."""
+    saved = {n: ns[n] for n in names if n in ns}
+    try:
+        for n in names:
+            ns[n] = reference(n)
+        yield
+    finally:
+        for n in names:
+            if n in saved:
+                ns[n] = saved[n]
+            else:
+                ns.pop(n, None)
+
+
+def run_probe(part: Part, ns: MutableMapping[str, Any]) -> dict[str, np.ndarray]:
+    """Run the student half; the student's exceptions become a GradingError that says where."""
+    try:
+        with swapped(ns, part.uses), torch.random.fork_rng():
+            torch.manual_seed(0)
+            return to_arrays(part.probe(ns))
+    except GradingError:
+        raise
+    except Exception as err:  # the student's code raised: say what and where
+        tb = traceback.extract_tb(err.__traceback__)
+        where = next((f" (line {f.lineno} of your cell)" for f in reversed(tb)
+                      if f.filename.startswith("<ipython-input") or "ipykernel" in f.filename),
+                     "")
+        raise GradingError(f"{part.exercise} raised {type(err).__name__}: {err}{where}") from None
+
+
+def grade(cell: str, ns: MutableMapping[str, Any]) -> float:
+    """Run the part of test cell ``cell`` against the notebook namespace ``ns``.
+
+    Raises GradingError on failure; returns the points on success."""
+    part = PARTS.get(cell) or _load(cell)
+    part.judge(run_probe(part, ns))
+    print(f"{cell}: passed ({part.points:g} point{'s' if part.points != 1 else ''})")
+    return part.points
+
+
+def _load(cell: str) -> Part:
+    import arlab.grading.homework  # noqa: F401  (registers every part)
+
+    if cell not in PARTS:
+        raise KeyError(f"no graded part is registered for test cell {cell!r}")
+    return PARTS[cell]
