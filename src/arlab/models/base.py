@@ -15,6 +15,49 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def image_layout(data_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(C, H, W)`` for images, ``(1, H, W)`` for 2-D data, ``(1, 1, D)`` for sequences."""
+    if len(data_shape) == 3:
+        return tuple(data_shape)
+    if len(data_shape) == 2:
+        return (1, *data_shape)
+    return (1, 1, math.prod(data_shape))
+
+
+def raster_ranks(data_shape: tuple[int, ...], shared_channels: bool = False) -> Tensor:
+    """Generation ranks ``LongTensor[*data_shape]``: pixels in raster order, and inside a pixel
+    the channels R, G, B in turn — or all at once (one rank) with ``shared_channels``."""
+    c, h, w = image_layout(data_shape)
+    pixel = torch.arange(h * w).view(1, h, w)
+    ranks = pixel.expand(c, h, w).clone() if shared_channels else pixel * c + torch.arange(c).view(c, 1, 1)
+    return ranks.reshape(data_shape)
+
+
+def to_sequence(x: Tensor, data_shape: tuple[int, ...]) -> Tensor:
+    """``[N, *data_shape]`` -> ``[N, L]`` in raster generation order (channels inside a pixel)."""
+    c, h, w = image_layout(data_shape)
+    return x.reshape(x.shape[0], c, h, w).permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
+def from_sequence(seq: Tensor, data_shape: tuple[int, ...]) -> Tensor:
+    """``[N, L, *rest]`` in raster generation order -> ``[N, *rest, *data_shape]``."""
+    c, h, w = image_layout(data_shape)
+    n, rest = seq.shape[0], seq.shape[2:]
+    img = seq.reshape(n, h, w, c, *rest).permute(0, *range(4, 4 + len(rest)), 3, 1, 2)
+    return img.reshape(n, *rest, *data_shape)
+
+
+def pixel_coordinates(data_shape: tuple[int, ...], device=None,
+                      dtype: torch.dtype = torch.float32) -> Tensor:
+    """``[L, 2]``: (row/(H-1), column/(W-1)) of each sequence position's pixel, in generation
+    order (0 along a side of length 1). Coordinates are not data, so feeding those of the
+    position being predicted keeps a model causal."""
+    c, h, w = image_layout(data_shape)
+    pixel = torch.arange(math.prod(data_shape), device=device) // c
+    rows, cols = (pixel // w).to(dtype), (pixel % w).to(dtype)
+    return torch.stack([rows / max(h - 1, 1), cols / max(w - 1, 1)], dim=-1)
+
+
 class CategoricalHead(nn.Module):
     """A softmax over ``levels`` values at every position: ``P = levels`` logits."""
 
@@ -61,8 +104,9 @@ class ARModel(nn.Module):
         return math.prod(self.data_shape)
 
     def order(self) -> Tensor:
-        """Generation rank of every position, ``LongTensor[*data_shape]`` (default: raster)."""
-        return torch.arange(self.num_dims).view(self.data_shape)
+        """Generation rank of every position, ``LongTensor[*data_shape]``. Default: raster over
+        pixels (sequences in turn), the channels of a pixel R, G, B in turn."""
+        return raster_ranks(self.data_shape)
 
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """log p(x) in nats per example, ``[N]``."""

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.models.base import ARModel
+from arlab.models.base import ARModel, raster_ranks
 from arlab.models.pixelcnn import build_head, check_image_shape, check_input, split_colours
 
 
@@ -90,8 +90,7 @@ class GatedPixelCNN(ARModel):
                            if num_classes is not None else None)
 
     def order(self) -> Tensor:
-        c, h, w = self.data_shape
-        return torch.arange(h * w).view(1, h, w).expand(c, h, w).clone()
+        return raster_ranks(self.data_shape, shared_channels=True)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         check_input(x, self.data_shape)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.models.base import ARModel
+from arlab.models.base import ARModel, image_layout
 from arlab.models.sampling import sample_autoregressive
 
 ORDERINGS = ("raster", "random", "columns", "even_odd", "top_bottom_middle")
@@ -112,22 +112,13 @@ def made_orderings(height: int, width: int, seed: int = 0) -> dict[str, Tensor]:
     }
 
 
-def _image_layout(data_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(C, H, W)`` for images, ``(1, H, W)`` for 2-D data, ``(1, 1, D)`` otherwise."""
-    if len(data_shape) == 3:
-        return data_shape
-    if len(data_shape) == 2:
-        return (1, *data_shape)
-    return (1, 1, math.prod(data_shape))
-
-
 def _initial_ranks(data_shape: tuple[int, ...], ordering: str | Tensor, seed: int) -> Tensor:
     """The ranks ``LongTensor[D]`` (flattened data order) of a named or given ordering.
 
     Named orderings order pixels; the channels of a pixel follow each other (R, G, B)."""
     d = math.prod(data_shape)
     if isinstance(ordering, str):
-        c, h, w = _image_layout(data_shape)
+        c, h, w = image_layout(data_shape)
         named = made_orderings(h, w, seed)
         if ordering not in named:
             raise ValueError(f"unknown ordering {ordering!r}; use one of {ORDERINGS} or a "

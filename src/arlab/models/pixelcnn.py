@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.models.base import ARModel, CategoricalHead
+from arlab.models.base import ARModel, CategoricalHead, raster_ranks
 
 
 def pixelcnn_mask(kernel_size: int, mask_type: str, in_channels: int, out_channels: int,
@@ -153,11 +153,7 @@ class PixelCNN(ARModel):
                            if num_classes is not None else None)
 
     def order(self) -> Tensor:
-        c, h, w = self.data_shape
-        pixel = torch.arange(h * w).view(1, h, w)
-        if self.color == "autoregressive":
-            return pixel * c + torch.arange(c).view(c, 1, 1)
-        return pixel.expand(c, h, w).clone()
+        return raster_ranks(self.data_shape, shared_channels=self.color == "independent")
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         check_input(x, self.data_shape)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from arlab.models.base import ARModel
+from arlab.models.base import ARModel, from_sequence, pixel_coordinates, to_sequence
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -38,13 +38,7 @@ class PixelRNN(ARModel):
         super().__init__(data_shape, levels, num_classes=num_classes)
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}.")
-        if len(self.data_shape) == 1:
-            self._chw = (1, 1, self.data_shape[0])     # a sequence is one row of one channel
-        elif len(self.data_shape) == 2:
-            self._chw = (1, *self.data_shape)
-        elif len(self.data_shape) == 3:
-            self._chw = self.data_shape
-        else:
+        if len(self.data_shape) > 3:
             raise ValueError(f"PixelRNN reads (L,), (H, W) or (C, H, W) data, got {self.data_shape}.")
         self.cell = cell
         self.append_coords = bool(append_coords)
@@ -62,33 +56,10 @@ class PixelRNN(ARModel):
             self.out.weight.mul_(0.1)
             self.out.bias.zero_()
 
-    # -- generation order ----------------------------------------------------------------
-    def order(self) -> Tensor:
-        """Rank of every position: raster over pixels, channels inside a pixel."""
-        c, h, w = self._chw
-        return torch.arange(self.num_dims).view(h, w, c).permute(2, 0, 1).reshape(self.data_shape)
-
-    def _to_sequence(self, x: Tensor) -> Tensor:
-        """``[N, *data_shape]`` -> ``[N, L]`` in generation order."""
-        c, h, w = self._chw
-        return x.reshape(x.shape[0], c, h, w).permute(0, 2, 3, 1).reshape(x.shape[0], -1)
-
-    def _from_sequence(self, seq: Tensor) -> Tensor:
-        """``[N, L, *rest]`` in generation order -> ``[N, *rest, *data_shape]``."""
-        c, h, w = self._chw
-        n, rest = seq.shape[0], seq.shape[2:]
-        img = seq.reshape(n, h, w, c, *rest)
-        img = img.permute(0, *range(4, 4 + len(rest)), 3, 1, 2)          # [N, *rest, C, H, W]
-        return img.reshape(n, *rest, *self.data_shape)
-
     def coordinates(self) -> Tensor:
         """``[L, 2]``: (row/(H-1), column/(W-1)) of each step's position (0 when H or W is 1)."""
-        c, h, w = self._chw
-        pixel = torch.arange(self.num_dims, device=self.param_device) // c
-        rows, cols = pixel // w, pixel % w
-        return torch.stack([rows / max(h - 1, 1), cols / max(w - 1, 1)], dim=-1).to(self.param_dtype)
+        return pixel_coordinates(self.data_shape, self.param_device, self.param_dtype)
 
-    # -- step inputs ---------------------------------------------------------------------
     def _encode(self, values: Tensor) -> Tensor:
         """Previous values ``[N, T]`` (levels, long or float) -> ``[N, T, value_size]``."""
         if self.embed:
@@ -122,10 +93,10 @@ class PixelRNN(ARModel):
         """``x [N, *data_shape]`` levels -> logits ``[N, levels, *data_shape]``."""
         n = x.shape[0]
         cond = self.check_cond(cond, n)
-        seq = self._to_sequence(x.to(self.param_device))                 # [N, L]
+        seq = to_sequence(x.to(self.param_device), self.data_shape)  # [N, L]
         prev = torch.cat([self._start(n), self._encode(seq[:, :-1])], dim=1)
         out, _ = self.rnn(self._inputs(prev, slice(None), cond))
-        return self._from_sequence(self.out(out))                        # [N, K, *data_shape]
+        return from_sequence(self.out(out), self.data_shape)        # [N, K, *data_shape]
 
     @torch.no_grad()
     def sample(self, n: int, cond: Tensor | None = None,
@@ -145,4 +116,4 @@ class PixelRNN(ARModel):
             seq[:, t] = draw
             prev = self._encode(draw.unsqueeze(1))
         self.train(was_training)
-        return self._from_sequence(seq)
+        return from_sequence(seq, self.data_shape)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.models.base import ARModel
+from arlab.models.base import ARModel, from_sequence, pixel_coordinates, to_sequence
 from arlab.models.sampling import sample_autoregressive
 
 
@@ -113,15 +113,6 @@ class GatedResidualBlock(nn.Module):
         return x + self.residual(z), self.skip(z)
 
 
-def _image_layout(data_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(C, H, W)`` for images, ``(1, H, W)`` for 2-D data, ``(1, 1, D)`` otherwise."""
-    if len(data_shape) == 3:
-        return data_shape
-    if len(data_shape) == 2:
-        return (1, *data_shape)
-    return (1, 1, math.prod(data_shape))
-
-
 class WaveNet(ARModel):
     """WaveNet over the data in generation order: K logits per position, ``[N, K, *data_shape]``.
 
@@ -155,31 +146,18 @@ class WaveNet(ARModel):
     # -- data <-> sequence -------------------------------------------------------------------
     def _to_sequence(self, values: Tensor) -> Tensor:
         """``[N, *data_shape]`` -> ``[N, 1, L]`` in generation order."""
-        c, h, w = _image_layout(self.data_shape)
-        n = values.shape[0]
-        return values.reshape(n, c, h, w).permute(0, 2, 3, 1).reshape(n, 1, c * h * w)
+        return to_sequence(values, self.data_shape).unsqueeze(1)
 
     def _from_sequence(self, seq: Tensor) -> Tensor:
         """``[N, P, L]`` in generation order -> ``[N, P, *data_shape]``."""
-        c, h, w = _image_layout(self.data_shape)
-        n, p, _ = seq.shape
-        return seq.reshape(n, p, h, w, c).permute(0, 1, 4, 2, 3).reshape(n, p, *self.data_shape)
-
-    def order(self) -> Tensor:
-        """Rank of every position ``LongTensor[*data_shape]``: (i*W + j)*C + c for images."""
-        return self._from_sequence(torch.arange(self.num_dims).view(1, 1, -1))[0, 0]
+        return from_sequence(seq.transpose(1, 2), self.data_shape)
 
     def coordinates(self, device: torch.device | None = None,
                     dtype: torch.dtype | None = None) -> Tensor:
         """``[1, 2, L]``: (row/(H-1), col/(W-1)) of the pixel of every sequence position
         (0 along a side of length 1)."""
-        c, h, w = _image_layout(self.data_shape)
-        pixel = torch.arange(self.num_dims, device=device) // c
-        rows = (pixel // w).to(dtype or self.param_dtype) / max(h - 1, 1)
-        cols = (pixel % w).to(dtype or self.param_dtype) / max(w - 1, 1)
-        return torch.stack([rows, cols]).unsqueeze(0)
+        return pixel_coordinates(self.data_shape, device, dtype or self.param_dtype).T.unsqueeze(0)
 
-    # -- the network -------------------------------------------------------------------------
     def _condition(self, h: Tensor, cond: Tensor | None, coords: Tensor | None) -> Tensor:
         """Add what is not data (coordinates ``[1, 2, len]``, class) to the first layer."""
         if self.coord_conv is not None and coords is not None:
