@@ -12,7 +12,7 @@ from matplotlib.patches import Patch, Rectangle
 from torch import Tensor
 
 from arlab.receptive import blind_spot, earlier_pixels, pixel_map, receptive_field
-from arlab.viz.plots import _axes
+from arlab.viz.plots import target_axes
 
 # categories of a receptive-field map, in drawing order
 CATEGORIES = ("later pixel, unseen", "earlier pixel, out of reach", "seen",
@@ -50,12 +50,14 @@ def pixel_receptive_map(model, pixel: tuple[int, int], channel: int | None = Non
 
 
 def allowed_pixels(order: Tensor, pixel: tuple[int, int], channel: int | None = None) -> Tensor:
-    """``BoolTensor[H, W]``: pixels all of whose channels come before the output at ``pixel``
-    (its first channel, or ``channel``) in the ranks ``order [C, H, W]`` of ``model.order()``.
-    For raster models this is :func:`arlab.receptive.earlier_pixels`."""
+    """``BoolTensor[H, W]``: pixels with some channel ranked before the output at ``pixel``
+    (``channel``, or any of its channels when None) in ``order [C, H, W]`` (``model.order()``).
+
+    For raster models this is :func:`arlab.receptive.earlier_pixels`; when the colours of a
+    pixel are generated in turn, the pixel itself is allowed for its later channels."""
     i, j = pixel
-    rank = order[:, i, j].min() if channel is None else order[channel, i, j]
-    return order.amax(0) < rank
+    rank = order[:, i, j].max() if channel is None else order[channel, i, j]
+    return (order < rank).any(0)
 
 
 def receptive_categories(seen: Tensor, pixel: tuple[int, int],
@@ -63,15 +65,18 @@ def receptive_categories(seen: Tensor, pixel: tuple[int, int],
     """Code every pixel of a seen map ``[H, W]`` by :data:`CATEGORIES` (``LongTensor[H, W]``).
 
     ``allowed`` defaults to the raster-earlier pixels; the blind spot
-    (:func:`arlab.receptive.blind_spot`) is marked only when the order is raster."""
+    (:func:`arlab.receptive.blind_spot`) is marked only when the pixels are in raster order
+    (the pixel itself may be allowed, for colour channels generated in turn)."""
     h, w = seen.shape
     raster = earlier_pixels(h, w, pixel)
     allowed = raster if allowed is None else allowed.bool()
     seen = seen.bool()
     codes = torch.where(allowed, 1, 0)
     codes[seen] = 2
-    if torch.equal(allowed, raster):
-        codes[blind_spot(seen, pixel)] = 3
+    others = torch.ones_like(allowed)
+    others[tuple(pixel)] = False
+    if torch.equal(allowed & others, raster):
+        codes[blind_spot(seen & others, pixel)] = 3
     codes[seen & ~allowed] = 4
     return codes
 
@@ -100,7 +105,8 @@ def draw_receptive_map(ax: Axes, values: Tensor, pixel: tuple[int, int],
                        vmax: float | None = None, legend: bool = True):
     """Draw a map from :func:`pixel_receptive_map` into ``ax``: categories (seen, unseen, blind
     spot in orange, causality violations in red) or log10 |gradient| (zeros left white, blind
-    spot hatched). The pixel is marked by a black x, the allowed region outlined in black.
+    spot hatched). The pixel is marked by a black x, the allowed region (earlier pixels)
+    outlined in black.
     Returns the image artist (for a colour bar in magnitude mode)."""
     h, w = values.shape
     i, j = pixel
@@ -128,22 +134,23 @@ def draw_receptive_map(ax: Axes, values: Tensor, pixel: tuple[int, int],
     ax.set_xlabel("column j (pixels)")
     ax.set_ylabel("row i (pixels)")
     n_seen, n_allowed = int((seen & allowed).sum()), int(allowed.sum())
-    stats = f"sees {n_seen}/{n_allowed} earlier px, blind spot {int((codes == 3).sum())}"
+    stats = f"sees {n_seen}/{n_allowed} allowed px, blind spot {int((codes == 3).sum())}"
     ax.set_title(f"{title}\n{stats}" if title else stats, fontsize="medium")
     if legend:
-        shown = [0, 1, 2, 3] + ([4] if (codes == 4).any() else [])
-        handles = [] if magnitude else [Patch(facecolor=_COLOURS[k], edgecolor="0.4",
-                                              label=CATEGORIES[k]) for k in shown]
+        violations = bool((codes == 4).any())
         if magnitude:
             handles = [Patch(facecolor="#ffffff", edgecolor="0.4", label="|gradient| = 0"),
                        Patch(facecolor="#f08a24", hatch="///", edgecolor="#a04f00",
-                             label="blind spot")]
-            if (codes == 4).any():
+                             label=CATEGORIES[3])]
+            if violations:
                 handles.append(Patch(fill=False, edgecolor="#d62728", lw=2,
-                                     label="seen but not earlier"))
-        handles += [Patch(fill=False, edgecolor="black", lw=1.6, label="earlier pixels"),
-                    ax.plot([], [], marker="x", color="black", ls="none", mew=2.5,
-                            label=f"output pixel ({i}, {j})")[0]]
+                                     label=CATEGORIES[4]))
+        else:
+            handles = [Patch(facecolor=_COLOURS[k], edgecolor="0.4", label=CATEGORIES[k])
+                       for k in range(5 if violations else 4)]
+        handles.append(Patch(fill=False, edgecolor="black", lw=1.6, label="allowed pixels"))
+        handles.append(ax.plot([], [], marker="x", color="black", ls="none", mew=2.5,
+                               label=f"output pixel ({i}, {j})")[0])
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                   fontsize="small", frameon=False)
     return im
@@ -156,7 +163,7 @@ def receptive_field_plot(model, pixel: tuple[int, int], channel: int | None = No
     drawn by :func:`draw_receptive_map`, with the allowed region from ``model.order()``."""
     values = pixel_receptive_map(model, pixel, channel, magnitude, seed, num_inputs)
     allowed = allowed_pixels(model.order().cpu(), tuple(pixel), channel)
-    fig, ax = _axes(ax, 7.2, 4.2 if not magnitude else 5.0)
+    fig, ax = target_axes(ax, 7.2, 4.2 if not magnitude else 5.0)
     im = draw_receptive_map(ax, values.cpu(), tuple(pixel), allowed, magnitude,
                             title or type(model).__name__)
     if magnitude:

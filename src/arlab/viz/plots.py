@@ -34,15 +34,13 @@ def new_figure(width: float = 5.0, height: float = 3.5, **kwargs) -> Figure:
     return ArlabFigure(figsize=(width, height), layout="constrained", **kwargs)
 
 
-def _axes(ax: Axes | None, width: float = 5.0, height: float = 3.5) -> tuple[Figure, Axes]:
+def target_axes(ax: Axes | None, width: float = 5.0,
+                height: float = 3.5) -> tuple[Figure, Axes]:
+    """``(ax.figure, ax)`` when an axis is given, else a new figure of that size and its axis."""
     if ax is not None:
         return ax.figure, ax
     fig = new_figure(width, height)
     return fig, fig.add_subplot()
-
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 
 # -- samples and curves -------------------------------------------------------------------
@@ -70,7 +68,7 @@ def sample_grid(x: Tensor, levels: int, nrow: int = 8, ax: Axes | None = None,
         img = values[k].permute(1, 2, 0).expand(h, w, 3).numpy()
         grid[pad + r * (h + pad): pad + r * (h + pad) + h,
              pad + q * (w + pad): pad + q * (w + pad) + w] = img
-    fig, ax = _axes(ax, min(1.0 + 0.9 * ncol, 12.0), min(0.9 + 0.9 * rows, 12.0))
+    fig, ax = target_axes(ax, min(1.0 + 0.9 * ncol, 12.0), min(0.9 + 0.9 * rows, 12.0))
     ax.imshow(np.clip(grid, 0, 1), interpolation="nearest")
     ax.set_xticks([pad + q * (w + pad) + (w - 1) / 2 for q in range(ncol)], range(ncol))
     ax.set_yticks([pad + r * (h + pad) + (h - 1) / 2 for r in range(rows)],
@@ -92,7 +90,7 @@ def training_curves(*histories, labels: list[str] | None = None, ax: Axes | None
     if len(labels) != len(histories):
         raise ValueError(f"{len(labels)} labels for {len(histories)} histories.")
     conv = nats_to_bits if bits else (lambda v: v)
-    fig, ax = _axes(ax, 6, 3.8)
+    fig, ax = target_axes(ax, 6, 3.8)
     for i, (hist, label) in enumerate(zip(histories, labels)):
         colour = f"C{i}"
         per_epoch = max(getattr(hist, "steps_per_epoch", 1), 1)
@@ -149,7 +147,7 @@ def density_1d(probs, data: Tensor | None = None, ax: Axes | None = None,
     p = _as_probs(probs, model_probs_1d).reshape(-1)
     d = p.numel()
     levels = np.arange(d)
-    fig, ax = _axes(ax, 6, 3.5)
+    fig, ax = target_axes(ax, 6, 3.5)
     nll = None
     if data is not None:
         flat = torch.as_tensor(data).reshape(-1).long().cpu()
