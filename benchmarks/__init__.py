@@ -1,0 +1,1 @@
+"""Speed and quality measurements of the course, recorded in RESULTS.md and results.json."""

@@ -1,0 +1,118 @@
+"""What every benchmark shares: timing, the machine, and the record of results.
+
+Results are merged into ``results.json`` (one key per measurement, e.g.
+``sampling.wavenet_cached_speedup``) and ``RESULTS.md`` is rewritten from it, so running one
+section keeps the numbers of the others."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+RESULTS_JSON = HERE / "results.json"
+RESULTS_MD = HERE / "RESULTS.md"
+
+
+def machine() -> dict[str, str]:
+    """Where the numbers were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": str(os.cpu_count()), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": str(torch.get_num_threads())}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@contextmanager
+def timed(out: dict, key: str, device: torch.device | None = None):
+    """``with timed(t, "x"): ...`` stores the seconds the block took in ``t["x"]``."""
+    if device is not None:
+        sync(device)
+    start = time.perf_counter()
+    yield
+    if device is not None:
+        sync(device)
+    out[key] = time.perf_counter() - start
+
+
+class Record:
+    """Measurements of one benchmark section: ``rec.add("sampling.x", 3.2, "s", "note")``."""
+
+    def __init__(self, section: str, command: str, notes: str = ""):
+        self.section, self.command, self.notes = section, command, notes
+        self.values: dict[str, dict] = {}
+
+    def add(self, key: str, value: float, unit: str = "", note: str = "") -> None:
+        if not key.startswith(self.section + "."):
+            key = f"{self.section}.{key}"
+        self.values[key] = {"value": round(float(value), 6), "unit": unit, "note": note}
+        print(f"  {key} = {value:.4g} {unit} {note}".rstrip(), flush=True)
+
+    def save(self) -> None:
+        data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+        data = {k: v for k, v in data.items() if not k.startswith("_")}
+        meta = json.loads(RESULTS_JSON.read_text()).get("_sections", {}) if RESULTS_JSON.exists() else {}
+        for key in [k for k in data if k.startswith(self.section + ".")]:
+            del data[key]
+        data.update(self.values)
+        meta[self.section] = {"date": _dt.date.today().isoformat(), "command": self.command,
+                              "machine": machine(), "notes": self.notes}
+        out = {"_sections": meta, **dict(sorted(data.items()))}
+        RESULTS_JSON.write_text(json.dumps(out, indent=1) + "\n")
+        write_markdown(out)
+
+
+def write_markdown(data: dict) -> None:
+    """RESULTS.md from results.json: one table per section with its machine and command."""
+    lines = ["# Benchmark results", "",
+             "Written by `make bench` (`python -m benchmarks.run`); the same numbers are in",
+             "`results.json`. Timings are figures for people, measured on the machine named in",
+             "each section; compare them only as ratios within one section.", ""]
+    for section, meta in sorted(data["_sections"].items()):
+        m = meta["machine"]
+        where = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}" + (
+            f", {m['gpu']}" if "gpu" in m else "")
+        lines += [f"## {section}", "", f"- date: {meta['date']}", f"- machine: {where}",
+                  f"- command: `{meta['command']}`"]
+        if meta.get("notes"):
+            lines += [f"- notes: {meta['notes']}"]
+        lines += ["", "| measurement | value | unit | note |", "|---|---|---|---|"]
+        for key, v in data.items():
+            if key.startswith(section + "."):
+                lines.append(f"| `{key}` | {v['value']:.4g} | {v['unit']} | {v['note']} |")
+        lines.append("")
+    RESULTS_MD.write_text("\n".join(lines))
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=HERE, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def command_line() -> str:
+    return "python -m " + " ".join(["benchmarks.run", *sys.argv[1:]])

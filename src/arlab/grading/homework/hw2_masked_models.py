@@ -1,0 +1,899 @@
+"""hw2_masked_models (walkthrough 05–06): the graded parts and the references of MADE and
+WaveNet.
+
+References in the homework's signatures are registered in ``REFERENCES``: the library's
+``made_masks``, ``MaskedLinear``, ``CausalConv1d``, ``wavenet_receptive_field`` and
+``GatedResidualBlock`` as they are, and thin homework-face versions of ``MADE`` (built on the
+layer layout of the notebook's given ``MADEBase``) and ``fast_generate`` (for the notebook's
+given ``TinyWaveNet``). :class:`TinyWaveNet` and :func:`naive_generate` here are the twins of
+the notebook's given code, so a judge can rebuild what the student's code ran on.
+
+Every part draws its inputs and weights from fixed seeds; ``probe`` runs the student's code
+and returns arrays, ``judge`` recomputes the reference from the same seeds.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from arlab.grading.checks import GradingError, check_close, check_shape, dependence, fail
+from arlab.grading.parts import REFERENCES, Part, student
+from arlab.models.made import MaskedLinear, made_degrees, made_masks
+from arlab.models.wavenet import CausalConv1d, GatedResidualBlock, wavenet_receptive_field
+
+# =============================================================================================
+# References in the homework's signatures
+# =============================================================================================
+
+
+class MADE(nn.Module):
+    """The homework's MADE: one Bernoulli logit per dimension of binary data ``[N, d]``.
+
+    Layout (the notebook's given ``MADEBase``): ``net = Sequential(MaskedLinear(d, h_1), ReLU,
+    ..., MaskedLinear(h_last, d))``. Input degrees are the ordering's ranks (None: 0..d-1);
+    hidden degrees follow :func:`arlab.models.made.made_degrees` with ``seed``. ``forward``
+    uses mask ``mask_index``; ``log_prob`` is the uniform mixture over the masks.
+    """
+
+    def __init__(self, d: int, hidden_sizes: Sequence[int], ordering: Tensor | None = None,
+                 num_masks: int = 1, seed: int = 0):
+        super().__init__()
+        sizes = [d, *hidden_sizes, d]
+        modules: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            modules += [MaskedLinear(a, b), nn.ReLU()]
+        self.net = nn.Sequential(*modules[:-1])
+        ranks = torch.arange(d) if ordering is None else torch.as_tensor(ordering).long()
+        inputs, hidden = made_degrees(ranks, list(hidden_sizes), num_masks, seed)
+        self.masks = [made_masks(inputs[m], [h[m] for h in hidden]) for m in range(num_masks)]
+        self.num_masks = num_masks
+        self.mask_index = 0
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        return list(self.net)[0::2]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x [N, d]`` (0/1, long or float) -> logits ``[N, d]`` under mask ``mask_index``."""
+        for layer, mask in zip(self.layers, self.masks[self.mask_index]):
+            layer.set_mask(mask)
+        return self.net(x.to(self.layers[0].weight.dtype))
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log of the mean over masks of p_mask(x), nats per example ``[N]``."""
+        x = x.to(self.layers[0].weight.dtype)
+        current, per_mask = self.mask_index, []
+        for m in range(self.num_masks):
+            self.mask_index = m
+            per_mask.append(_bernoulli_log_prob(self(x), x))
+        self.mask_index = current
+        return torch.logsumexp(torch.stack(per_mask), 0) - math.log(self.num_masks)
+
+
+def _bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
+    """Sum over dimensions of log Bernoulli(x | sigmoid(logits)): ``[N, d]`` -> ``[N]``."""
+    return -F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype),
+                                               reduction="none").sum(1)
+
+
+class TinyWaveNet(nn.Module):
+    """Twin of the notebook's given TinyWaveNet: binary sequences ``[N, L]`` -> logits
+    ``[N, 2, L]``, built from ``conv`` and ``block`` classes (the library's by default)."""
+
+    def __init__(self, channels: int = 8, dilations: Sequence[int] = (1, 2, 4),
+                 conv: type = CausalConv1d, block: type = GatedResidualBlock):
+        super().__init__()
+        self.channels = channels
+        self.dilations = tuple(dilations)
+        self.input_conv = conv(1, channels, 2, include_current=False)
+        self.blocks = nn.ModuleList(block(channels, d) for d in self.dilations)
+        self.out_hidden = nn.Conv1d(channels, channels, 1)
+        self.out_logits = nn.Conv1d(channels, 2, 1)
+
+    def scale(self, x: Tensor) -> Tensor:
+        """Levels 0/1 ``[N, L]`` -> values -1/+1 ``[N, 1, L]`` in the parameters' dtype."""
+        return (2.0 * x.to(self.out_logits.weight.dtype) - 1.0).unsqueeze(1)
+
+    def head(self, skip: Tensor) -> Tensor:
+        """Sum of the skips ``[N, C, L]`` -> logits ``[N, 2, L]``."""
+        return self.out_logits(torch.relu(self.out_hidden(torch.relu(skip))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.input_conv(self.scale(x))
+        skip = 0
+        for block in self.blocks:
+            h, s = block(h)
+            skip = skip + s
+        return self.head(skip)
+
+
+@torch.no_grad()
+def naive_generate(model: nn.Module, n: int, length: int,
+                   generator: torch.Generator) -> Tensor:
+    """Twin of the notebook's given generator: a full forward pass per position."""
+    x = torch.zeros(n, length, dtype=torch.long)
+    for t in range(length):
+        probs = torch.softmax(model(x)[:, :, t], dim=1)
+        x[:, t] = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    return x
+
+
+@torch.no_grad()
+def fast_generate(model: nn.Module, n: int, length: int,
+                  generator: torch.Generator) -> Tensor:
+    """Cached generation for a TinyWaveNet whose layers take ``past`` (the library's do):
+    one queue per layer, each layer run on one new position per step. ``LongTensor[n, length]``,
+    equal to :func:`naive_generate` for the same generator state."""
+    weight = model.out_logits.weight
+    inputs = weight.new_zeros(n, 1, 2)          # the last two scaled values, zeros before t=0
+    queues = [weight.new_zeros(n, model.channels, d) for d in model.dilations]
+    unread = weight.new_zeros(n, 1, 1)          # the input conv never reads position t
+    x = torch.zeros(n, length, dtype=torch.long)
+    for t in range(length):
+        h = model.input_conv(unread, past=inputs)
+        skip = 0
+        for i, block in enumerate(model.blocks):
+            pushed = torch.cat([queues[i], h], dim=-1)[..., 1:]
+            h, s = block(h, past=queues[i])
+            queues[i] = pushed
+            skip = skip + s
+        probs = torch.softmax(model.head(skip)[..., 0], dim=1)
+        x[:, t] = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        inputs = torch.cat([inputs, model.scale(x[:, t:t + 1])], dim=-1)[..., 1:]
+    return x
+
+
+REFERENCES.update({
+    "made_masks": made_masks,
+    "MaskedLinear": MaskedLinear,
+    "MADE": MADE,
+    "CausalConv1d": CausalConv1d,
+    "wavenet_receptive_field": wavenet_receptive_field,
+    "GatedResidualBlock": GatedResidualBlock,
+    "fast_generate": fast_generate,
+})
+
+# =============================================================================================
+# Helpers shared by the parts
+# =============================================================================================
+
+
+def _t(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _draw(shape: Sequence[int], g: torch.Generator, scale: float) -> Tensor:
+    return torch.randn(tuple(shape), generator=g) * scale
+
+
+def _set(param: Tensor, value: Tensor, what: str) -> None:
+    """Copy grader weights into a student's parameter, with a clear failure on a shape clash."""
+    if not isinstance(param, Tensor):
+        fail(f"{what} should be a tensor parameter, got {type(param).__name__}.")
+    if tuple(param.shape) != tuple(value.shape):
+        fail(f"{what} has shape {tuple(param.shape)}; the contract fixes it as "
+             f"{tuple(value.shape)}.")
+    with torch.no_grad():
+        param.copy_(value.to(param.dtype))
+
+
+def _attr(obj, name: str, what: str, hint: str):
+    if not hasattr(obj, name):
+        fail(f"{what} has no attribute {name!r}; {hint}")
+    return getattr(obj, name)
+
+
+def _as_list(value, what: str) -> list:
+    if not isinstance(value, (list, tuple)):
+        fail(f"{what} should return a list of masks, got {type(value).__name__}.")
+    return list(value)
+
+
+# =============================================================================================
+# made_masks (4 points): hidden masks (2), output mask (2)
+# =============================================================================================
+
+def _made_masks_cases() -> list[tuple[Tensor, list[Tensor]]]:
+    """(input_degrees, hidden_degrees) from fixed seeds: ties between layers on purpose."""
+    cases = []
+    for d, sizes, seed in [(5, [7, 6], 1), (6, [9, 8, 5], 2), (4, [], 3), (3, [4], 4)]:
+        ranks = torch.randperm(d, generator=_gen(seed))
+        inputs, hidden = made_degrees(ranks, sizes, 1, seed)
+        cases.append((inputs[0], [h[0] for h in hidden]))
+    # degrees that do not follow the draw rule: made_masks must not assume it
+    cases.append((torch.tensor([3, 0, 2, 1]), [torch.tensor([2, 2, 0, 1, 1]),
+                                               torch.tensor([0, 2, 1])]))
+    return cases
+
+
+def _judge_mask(actual: Tensor, expected: Tensor, out_deg: Tensor, in_deg: Tensor,
+                what: str, out_name: str, in_name: str, rule: str) -> None:
+    check_shape(actual, tuple(expected.shape), what)
+    if not actual.is_floating_point():
+        fail(f"{what} has dtype {actual.dtype}; return a float mask (1.0 = connected, "
+             f"0.0 = not), e.g. with `.float()`.")
+    wrong = (actual.double() != expected.double()).nonzero()
+    if len(wrong):
+        i, j = wrong[0].tolist()
+        should = "must see" if expected[i, j] == 1 else "must not see"
+        fail(f"{what}: mask[{i}, {j}] is {actual[i, j].item():g} but {out_name} {i} (degree "
+             f"{int(out_deg[i])}) {should} {in_name.format(j=j)} (degree {int(in_deg[j])}): "
+             f"{rule} ({len(wrong)} wrong entries in all).")
+
+
+def _probe_made_masks(ns) -> dict[str, Tensor]:
+    made = student(ns, "made_masks")
+    out = {}
+    for c, (inputs, hidden) in enumerate(_made_masks_cases()):
+        masks = _as_list(made(inputs.clone(), [h.clone() for h in hidden]),
+                         "made_masks(input_degrees, hidden_degrees)")
+        out[f"count_{c}"] = torch.tensor(len(masks))
+        for l, mask in enumerate(masks):
+            if not isinstance(mask, Tensor):
+                fail(f"made_masks(...)[{l}] should be a Tensor, got {type(mask).__name__}.")
+            out[f"mask_{c}_{l}"] = mask
+    return out
+
+
+def _check_count(out, c: int, hidden: list[Tensor]) -> None:
+    got = int(out[f"count_{c}"])
+    if got != len(hidden) + 1:
+        fail(f"made_masks returned {got} masks for {len(hidden)} hidden layer(s); expected "
+             f"{len(hidden) + 1}: one per hidden layer, then the output layer.")
+
+
+class MadeMasksHidden(Part):
+    exercise = "made_masks"
+    cell = "test_made_masks"
+    points = 2
+
+    def probe(self, ns):
+        return _probe_made_masks(ns)
+
+    def judge(self, out):
+        for c, (inputs, hidden) in enumerate(_made_masks_cases()):
+            _check_count(out, c, hidden)
+            ref = made_masks(inputs, hidden)
+            degrees = [inputs, *hidden]
+            for l in range(len(hidden)):
+                below = "input {j}" if l == 0 else f"unit {{j}} of hidden layer {l - 1}"
+                _judge_mask(_t(out[f"mask_{c}_{l}"]), ref[l], degrees[l + 1], degrees[l],
+                            f"made_masks(...)[{l}] (hidden layer {l}, case {c})", "unit",
+                            below, "a hidden unit sees what is below it when its degree is "
+                            ">= the degree below")
+
+
+class MadeMasksOutput(Part):
+    exercise = "made_masks"
+    cell = "test_made_masks_2"
+    points = 2
+
+    def probe(self, ns):
+        return _probe_made_masks(ns)
+
+    def judge(self, out):
+        for c, (inputs, hidden) in enumerate(_made_masks_cases()):
+            _check_count(out, c, hidden)
+            ref = made_masks(inputs, hidden)
+            last = hidden[-1] if hidden else inputs
+            below = "unit {j} of the last hidden layer" if hidden else "input {j}"
+            _judge_mask(_t(out[f"mask_{c}_{len(hidden)}"]), ref[-1], inputs, last,
+                        f"made_masks(...)[-1] (the output layer, case {c})", "output", below,
+                        "output d sees what is below it only when the input degree of d "
+                        "is strictly greater than the degree below")
+
+
+# =============================================================================================
+# MaskedLinear (2 points): masked forward and gradients (1), weight left alone (1)
+# =============================================================================================
+
+def _linear_case(seed: int, n_in: int = 5, n_out: int = 4):
+    g = _gen(seed)
+    weight, bias = _draw((n_out, n_in), g, 0.5), _draw((n_out,), g, 0.5)
+    masks = [(torch.rand(n_out, n_in, generator=g) < 0.5).float() for _ in range(2)]
+    x, gout = _draw((3, n_in), g, 1.0), _draw((3, n_out), g, 1.0)
+    return weight, bias, masks, x, gout
+
+
+def _new_masked_linear(ns, n_in: int, n_out: int):
+    cls = student(ns, "MaskedLinear")
+    layer = cls(n_in, n_out)
+    if not isinstance(layer, nn.Linear):
+        fail("MaskedLinear must subclass nn.Linear (class MaskedLinear(nn.Linear)), so that it "
+             "keeps nn.Linear's `weight` [out, in] and `bias` [out].")
+    return layer
+
+
+class MaskedLinearForward(Part):
+    exercise = "MaskedLinear"
+    cell = "test_MaskedLinear"
+    points = 1
+
+    def probe(self, ns):
+        weight, bias, masks, x, gout = _linear_case(21)
+        layer = _new_masked_linear(ns, 5, 4)
+        _set(layer.weight, weight, "MaskedLinear.weight")
+        _set(layer.bias, bias, "MaskedLinear.bias")
+        layer.set_mask(masks[0].clone())
+        x = x.clone().requires_grad_(True)
+        y = layer(x)
+        check_shape(y, (3, 4), "MaskedLinear(5, 4)(x) for x of shape (3, 5)")
+        (y * gout).sum().backward()
+        if layer.weight.grad is None:
+            fail("MaskedLinear: no gradient reached `weight`; compute the output from "
+                 "self.weight (times the mask) so that training can update it.")
+        return {"y": y, "grad_weight": layer.weight.grad, "grad_x": x.grad}
+
+    def judge(self, out):
+        weight, bias, masks, x, gout = _linear_case(21)
+        ref = MaskedLinear(5, 4)
+        with torch.no_grad():
+            ref.weight.copy_(weight)
+            ref.bias.copy_(bias)
+        ref.set_mask(masks[0])
+        x = x.clone().requires_grad_(True)
+        y = ref(x)
+        (y * gout).sum().backward()
+        check_close(_t(out["y"]), y, "MaskedLinear's output",
+                    hint="The output is x @ (weight * mask).T + bias.")
+        got = _t(out["grad_weight"])
+        leak = (masks[0] == 0) & (got != 0)
+        if leak.any():
+            i, j = leak.nonzero()[0].tolist()
+            fail(f"weight.grad[{i}, {j}] is {got[i, j].item():.4g} although mask[{i}, {j}] is 0: "
+                 "a masked weight must get exactly zero gradient. Multiply the weight by the "
+                 "mask inside forward (F.linear(x, self.weight * self.mask, self.bias)).")
+        check_close(got, ref.weight.grad, "MaskedLinear: weight.grad",
+                    hint="The gradient of an unmasked weight is that of nn.Linear.")
+        check_close(_t(out["grad_x"]), x.grad, "MaskedLinear: the gradient with respect to x",
+                    hint="Masked weights must not carry gradient to the input either.")
+
+
+class MaskedLinearKeepsWeight(Part):
+    exercise = "MaskedLinear"
+    cell = "test_MaskedLinear_2"
+    points = 1
+
+    def probe(self, ns):
+        weight, bias, masks, x, _ = _linear_case(22)
+        layer = _new_masked_linear(ns, 5, 4)
+        _set(layer.weight, weight, "MaskedLinear.weight")
+        _set(layer.bias, bias, "MaskedLinear.bias")
+        with torch.no_grad():
+            layer.set_mask(masks[0].clone())
+            y0 = layer(x)
+            after_first = layer.weight.detach().clone()
+            layer.set_mask(masks[1].clone())
+            y1 = layer(x)
+        return {"y0": y0, "y1": y1, "weight_after": after_first,
+                "weight_end": layer.weight.detach().clone()}
+
+    def judge(self, out):
+        weight, bias, masks, x, _ = _linear_case(22)
+        for key in ("weight_after", "weight_end"):
+            got = _t(out[key])
+            changed = (got != weight)
+            if got.shape == weight.shape and changed.any():
+                i, j = changed.nonzero()[0].tolist()
+                fail(f"MaskedLinear changed its weight: weight[{i}, {j}] was {weight[i, j]:.4g} "
+                     f"and is {got[i, j].item():.4g} after set_mask and a forward pass. Keep "
+                     "`weight` as it is and apply the mask in forward "
+                     "(self.weight * self.mask), so that a new mask can use every weight again.")
+            check_close(got, weight, f"MaskedLinear's weight ({key})")
+        for k, key in enumerate(("y0", "y1")):
+            want = F.linear(x, weight * masks[k], bias)
+            check_close(_t(out[key]), want, f"MaskedLinear's output after set_mask #{k + 1}",
+                        hint="set_mask replaces the previous mask; the output must use the "
+                             "new mask with the original weights.")
+
+
+# =============================================================================================
+# MADE (4 points): logits per mask with grader weights (2), causality (1), log_prob (1)
+# =============================================================================================
+
+_MADE_EXACT = [  # d, hidden sizes, ordering, num_masks, seed, weight seed
+    (5, [16, 12], [2, 0, 4, 1, 3], 3, 7, 101),
+    (6, [10, 10, 8], None, 2, 3, 102),
+    (4, [], None, 1, 0, 103),
+    (4, [9], [3, 1, 0, 2], 2, 11, 104),
+    (6, [2, 3, 2], [5, 3, 1, 0, 2, 4], 3, 13, 108),  # narrow layers: low > 0 happens
+]
+_MADE_CAUSAL = (6, [32, 32], [4, 1, 5, 0, 3, 2], 2, 5, 105)
+_MADE_LOGPROB = [(5, [16, 12], [2, 0, 4, 1, 3], 3, 7, 106), (4, [8], None, 1, 2, 107)]
+
+
+def _made_inputs(d: int, seed: int, n: int = 6) -> Tensor:
+    return torch.randint(0, 2, (n, d), generator=_gen(seed + 1000)).float()
+
+
+def _made_layer_weights(d: int, hidden: Sequence[int], seed: int) -> list[tuple[Tensor, Tensor]]:
+    g, sizes = _gen(seed), [d, *hidden, d]
+    return [(_draw((b, a), g, 0.7), _draw((b,), g, 0.3)) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def _build_made(cls, d, hidden, ordering, num_masks, seed, wseed, what: str):
+    """A MADE (the student's or the reference) with the grader's weights in its layers."""
+    order = None if ordering is None else torch.tensor(ordering)
+    model = cls(d, list(hidden), ordering=order, num_masks=num_masks, seed=seed)
+    net = _attr(model, "net", what, "build your MADE on the given MADEBase "
+                "(class MADE(MADEBase), calling super().__init__(d, hidden_sizes)).")
+    layers = list(net)[0::2]
+    if len(layers) != len(hidden) + 1:
+        fail(f"{what}.net has {len(layers)} linear layers; the given MADEBase makes "
+             f"{len(hidden) + 1}. Do not change self.net.")
+    for l, (layer, (w, b)) in enumerate(zip(layers, _made_layer_weights(d, hidden, wseed))):
+        _set(_attr(layer, "weight", f"{what}.net[{2 * l}]", "it should be a MaskedLinear."), w,
+             f"{what}.net[{2 * l}].weight")
+        _set(layer.bias, b, f"{what}.net[{2 * l}].bias")
+    return model
+
+
+def _made_logits(model, x: Tensor, m: int, what: str) -> Tensor:
+    model.mask_index = m
+    with torch.no_grad():
+        logits = model(x)
+    check_shape(logits, tuple(x.shape), f"{what}(x) for x of shape {tuple(x.shape)}")
+    return logits
+
+
+class MadeLogits(Part):
+    exercise = "MADE"
+    cell = "test_MADE"
+    points = 2
+    uses = ("made_masks", "MaskedLinear")
+
+    def probe(self, ns):
+        cls, out = student(ns, "MADE"), {}
+        for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_EXACT):
+            model = _build_made(cls, d, hidden, order, masks, seed, wseed, "MADE")
+            x = _made_inputs(d, wseed)
+            for m in range(masks):
+                out[f"logits_{c}_{m}"] = _made_logits(model, x, m, "MADE")
+        return out
+
+    def judge(self, out):
+        for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_EXACT):
+            ref = _build_made(MADE, d, hidden, order, masks, seed, wseed, "the reference")
+            x = _made_inputs(d, wseed)
+            want = [_made_logits(ref, x, m, "MADE") for m in range(masks)]
+            setup = (f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed}) "
+                     f"with the grader's weights")
+            for m in range(masks):
+                got = _t(out[f"logits_{c}_{m}"])
+                check_shape(got, (x.shape[0], d), f"{setup}: logits")
+                if m > 0 and torch.allclose(got.double(), want[0].double(), atol=1e-5) and \
+                        not torch.allclose(want[m], want[0], atol=1e-5):
+                    fail(f"{setup}: the logits under mask_index = {m} equal those under mask 0; "
+                         "forward must use the masks of self.mask_index (the grader sets "
+                         "model.mask_index = m before calling it).")
+                check_close(got, want[m], f"{setup}: logits under mask_index = {m}", atol=1e-5,
+                            hint="Check the degrees: input degrees are the ordering's ranks "
+                                 "(0..d-1 when None); hidden degrees come from ONE generator "
+                                 "torch.Generator().manual_seed(seed), masks in order, layer by "
+                                 "layer torch.randint(low, d - 1, (h,), generator=g) with low "
+                                 "the smallest degree of the layer below; masks from "
+                                 "made_masks.")
+
+
+class MadeCausal(Part):
+    exercise = "MADE"
+    cell = "test_MADE_2"
+    points = 1
+    uses = ("made_masks", "MaskedLinear")
+
+    def probe(self, ns):
+        d, hidden, order, masks, seed, wseed = _MADE_CAUSAL
+        model = _build_made(student(ns, "MADE"), d, hidden, order, masks, seed, wseed, "MADE")
+        g, out = _gen(wseed), {}
+        for m in range(masks):
+            seen = torch.zeros(d, d, dtype=torch.bool)
+            for _ in range(3):
+                x = torch.randint(0, 2, (d,), generator=g)
+                seen |= dependence(lambda v: _made_logits(model, v.float(), m, "MADE"), x, 2, g)
+            out[f"depends_{m}"] = seen
+        return out
+
+    def judge(self, out):
+        d, hidden, order, masks, seed, _ = _MADE_CAUSAL
+        ranks = torch.tensor(order)
+        setup = f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed})"
+        for m in range(masks):
+            seen = _t(out[f"depends_{m}"]).bool()
+            check_shape(seen, (d, d), "the dependence table")
+            leak = seen & (ranks[None, :] >= ranks[:, None])
+            if leak.any():
+                p, q = leak.nonzero()[0].tolist()
+                fail(f"{setup}, mask {m}: logit {p} (rank {int(ranks[p])}) depends on input {q} "
+                     f"(rank {int(ranks[q])}), which comes {'at the same step' if p == q else 'later'}"
+                     " in the ordering. Input degrees must be the ordering's ranks, and forward "
+                     "must apply the masks of self.mask_index.")
+            for p in range(d):
+                if ranks[p] > 0 and not seen[p].any():
+                    fail(f"{setup}, mask {m}: logit {p} (rank {int(ranks[p])}) depends on no "
+                         "input at all; it should see the inputs that come before it.")
+
+
+class MadeLogProb(Part):
+    exercise = "MADE"
+    cell = "test_MADE_3"
+    points = 1
+    uses = ("made_masks", "MaskedLinear")
+
+    def probe(self, ns):
+        cls, out = student(ns, "MADE"), {}
+        for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_LOGPROB):
+            model = _build_made(cls, d, hidden, order, masks, seed, wseed, "MADE")
+            x = _all_binary(d)
+            out[f"logits_{c}"] = torch.stack([_made_logits(model, x, m, "MADE")
+                                              for m in range(masks)])
+            model.mask_index = masks - 1  # log_prob must not depend on the current mask
+            with torch.no_grad():
+                out[f"log_prob_{c}"] = model.log_prob(x)
+        return out
+
+    def judge(self, out):
+        for c, (d, hidden, order, masks, seed, _) in enumerate(_MADE_LOGPROB):
+            x = _all_binary(d).double()
+            logits = _t(out[f"logits_{c}"]).double()
+            check_shape(logits, (masks, x.shape[0], d), "the logits of every mask")
+            per_mask = torch.stack([_bernoulli_log_prob(logits[m], x) for m in range(masks)])
+            want = torch.logsumexp(per_mask, 0) - math.log(masks)
+            setup = f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed})"
+            got = _t(out[f"log_prob_{c}"])
+            check_shape(got, (x.shape[0],), f"{setup}.log_prob(x) for {x.shape[0]} inputs")
+            check_close(got, want, f"{setup}.log_prob(x) on all {x.shape[0]} binary inputs",
+                        atol=1e-4, rtol=1e-5,
+                        hint="log_prob is log of the MEAN over masks of each mask's joint "
+                             "probability, sum_j log Bernoulli(x_j | sigmoid(logit_j)) under "
+                             "that mask: logsumexp over masks minus log(num_masks). Never "
+                             "average the logits.")
+
+
+def _all_binary(d: int) -> Tensor:
+    return torch.tensor([[(i >> (d - 1 - j)) & 1 for j in range(d)] for i in range(2 ** d)],
+                        dtype=torch.float32)
+
+
+# =============================================================================================
+# CausalConv1d (3 points): include_current=True (2), include_current=False (1)
+# =============================================================================================
+
+_CONV_CASES = {  # include_current -> [(in, out, kernel, dilation, length)]
+    True: [(2, 3, 2, 1, 7), (2, 3, 3, 2, 9), (1, 2, 2, 4, 3), (3, 2, 1, 1, 4)],
+    False: [(2, 3, 2, 1, 7), (2, 3, 3, 2, 9), (1, 2, 2, 4, 3), (3, 2, 1, 1, 4)],
+}
+
+
+def _conv_case(c: int, include: bool, case):
+    cin, cout, k, dil, length = case
+    g = _gen(300 + 10 * c + include)
+    return (_draw((cout, cin, k), g, 0.5), _draw((cout,), g, 0.5),
+            _draw((2, cin, length), g, 1.0))
+
+
+def _probe_conv(ns, include: bool) -> dict[str, Tensor]:
+    cls, out = student(ns, "CausalConv1d"), {}
+    for c, case in enumerate(_CONV_CASES[include]):
+        cin, cout, k, dil, length = case
+        weight, bias, x = _conv_case(c, include, case)
+        conv = cls(cin, cout, k, dilation=dil, include_current=include)
+        what = f"CausalConv1d({cin}, {cout}, {k}, dilation={dil}, include_current={include})"
+        hint = ("hold the parameters as self.weight [out_ch, in_ch, kernel_size] and self.bias "
+                "[out_ch], as nn.Conv1d does.")
+        _set(_attr(conv, "weight", what, hint), weight, f"{what}.weight")
+        _set(_attr(conv, "bias", what, hint), bias, f"{what}.bias")
+        with torch.no_grad():
+            y = conv(x)
+        check_shape(y, (2, cout, length), f"{what}(x) for x of shape {tuple(x.shape)}")
+        out[f"y_{c}"] = y
+    return out
+
+
+def _judge_conv(out, include: bool) -> None:
+    for c, case in enumerate(_CONV_CASES[include]):
+        cin, cout, k, dil, length = case
+        weight, bias, x = _conv_case(c, include, case)
+        ref = CausalConv1d(cin, cout, k, dil, include)
+        with torch.no_grad():
+            ref.weight.copy_(weight)
+            ref.bias.copy_(bias)
+            want = ref(x)
+        shift = 0 if include else 1
+        taps = ", ".join(f"t-{(k - 1 - j) * dil + shift}" if (k - 1 - j) * dil + shift else "t"
+                         for j in range(k))
+        check_close(_t(out[f"y_{c}"]), want,
+                    f"CausalConv1d({cin}, {cout}, {k}, dilation={dil}, include_current="
+                    f"{include}) on a sequence of length {length}", atol=1e-5,
+                    hint=f"Output t must combine the inputs at {taps} (weight[:, :, 0] the "
+                         "oldest), with zeros before the start; the output keeps length L.")
+
+
+class CausalConvCurrent(Part):
+    exercise = "CausalConv1d"
+    cell = "test_CausalConv1d"
+    points = 2
+
+    def probe(self, ns):
+        return _probe_conv(ns, True)
+
+    def judge(self, out):
+        _judge_conv(out, True)
+
+
+class CausalConvShifted(Part):
+    exercise = "CausalConv1d"
+    cell = "test_CausalConv1d_2"
+    points = 1
+
+    def probe(self, ns):
+        return _probe_conv(ns, False)
+
+    def judge(self, out):
+        _judge_conv(out, False)
+
+
+# =============================================================================================
+# wavenet_receptive_field (2 points), on stacks whose taps leave no gaps
+# =============================================================================================
+
+_FIELD_CASES = [(2, [1]), (2, [1, 2, 4]), (2, [1, 2, 4, 8, 1, 2, 4, 8]), (3, [1, 3, 9]),
+                (3, [1, 2, 4]), (4, [1]), (2, [4, 2, 1]), (1, [1, 1]), (5, [1, 1, 2])]
+
+
+class ReceptiveField(Part):
+    exercise = "wavenet_receptive_field"
+    cell = "test_wavenet_receptive_field"
+    points = 2
+
+    def probe(self, ns):
+        fn = student(ns, "wavenet_receptive_field")
+        values = []
+        for k, dilations in _FIELD_CASES:
+            value = fn(k, list(dilations))
+            if isinstance(value, Tensor):
+                value = value.item()
+            if not isinstance(value, (int, float, np.integer, np.floating)):
+                fail(f"wavenet_receptive_field({k}, {dilations}) should return an int, got "
+                     f"{type(value).__name__}.")
+            values.append(float(value))
+        return {"values": torch.tensor(values, dtype=torch.float64)}
+
+    def judge(self, out):
+        got = _t(out["values"])
+        check_shape(got, (len(_FIELD_CASES),), "the receptive fields")
+        for value, (k, dilations) in zip(got.tolist(), _FIELD_CASES):
+            want = wavenet_receptive_field(k, dilations)
+            if value != want:
+                fail(f"wavenet_receptive_field({k}, {dilations}) returned {value:g}; expected "
+                     f"{want}: one layer of kernel {k} and dilation d reaches {k - 1}·d "
+                     "positions back, the reaches add up along the stack, and the output's own "
+                     "position counts too.")
+
+
+# =============================================================================================
+# GatedResidualBlock (3 points): residual output (2), skip output (1)
+# =============================================================================================
+
+_BLOCK_CASES = [(3, 2, 10, 401), (2, 1, 6, 402), (4, 4, 7, 403)]  # channels, dilation, L, seed
+
+
+def _block_weights(channels: int, seed: int) -> dict[str, Tensor]:
+    g, c = _gen(seed), channels
+    shapes = {"dilated.weight": (2 * c, c, 2), "dilated.bias": (2 * c,),
+              "residual.weight": (c, c, 1), "residual.bias": (c,),
+              "skip.weight": (c, c, 1), "skip.bias": (c,)}
+    return {name: _draw(shape, g, 0.6) for name, shape in shapes.items()}
+
+
+def _block_input(channels: int, length: int, seed: int) -> Tensor:
+    return _draw((2, channels, length), _gen(seed + 50), 1.0)
+
+
+def _load_block(block, weights: dict[str, Tensor], what: str) -> None:
+    hints = {"dilated": "a causal convolution, kernel 2, channels -> 2·channels",
+             "residual": "a 1x1 nn.Conv1d, channels -> channels",
+             "skip": "a 1x1 nn.Conv1d, channels -> channels"}
+    for name, value in weights.items():
+        owner, pname = name.split(".")
+        sub = _attr(block, owner, what, f"the contract names it `{owner}` ({hints[owner]}).")
+        _set(_attr(sub, pname, f"{what}.{owner}", f"it should be {hints[owner]}."), value,
+             f"{what}.{name}")
+
+
+def _probe_block(ns) -> dict[str, Tensor]:
+    cls, out = student(ns, "GatedResidualBlock"), {}
+    for c, (channels, dilation, length, seed) in enumerate(_BLOCK_CASES):
+        what = f"GatedResidualBlock({channels}, {dilation})"
+        block = cls(channels, dilation)
+        _load_block(block, _block_weights(channels, seed), what)
+        with torch.no_grad():
+            result = block(_block_input(channels, length, seed))
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            fail(f"{what}(x) should return a pair (x + residual(z), skip(z)); got "
+                 f"{type(result).__name__}.")
+        for key, value in zip(("residual", "skip"), result):
+            check_shape(value, (2, channels, length), f"{what}(x): the {key} output")
+            out[f"{key}_{c}"] = value
+    return out
+
+
+def _judge_block(out, key: str) -> None:
+    for c, (channels, dilation, length, seed) in enumerate(_BLOCK_CASES):
+        ref = GatedResidualBlock(channels, dilation)
+        with torch.no_grad():
+            for name, value in _block_weights(channels, seed).items():
+                ref.get_parameter(name).copy_(value)
+            want = ref(_block_input(channels, length, seed))[0 if key == "residual" else 1]
+        what = "x + residual(z)" if key == "residual" else "skip(z)"
+        check_close(_t(out[f"{key}_{c}"]), want,
+                    f"GatedResidualBlock({channels}, {dilation}): the output {what}", atol=1e-5,
+                    hint="a, b = dilated(x).chunk(2, dim=1) (a: the first half of the "
+                         "channels), z = tanh(a) * sigmoid(b); dilated is causal with kernel 2 "
+                         "and the block's dilation.")
+
+
+class GatedBlockResidual(Part):
+    exercise = "GatedResidualBlock"
+    cell = "test_GatedResidualBlock"
+    points = 2
+    uses = ("CausalConv1d",)
+
+    def probe(self, ns):
+        return _probe_block(ns)
+
+    def judge(self, out):
+        _judge_block(out, "residual")
+
+
+class GatedBlockSkip(Part):
+    exercise = "GatedResidualBlock"
+    cell = "test_GatedResidualBlock_2"
+    points = 1
+    uses = ("CausalConv1d",)
+
+    def probe(self, ns):
+        return _probe_block(ns)
+
+    def judge(self, out):
+        _judge_block(out, "skip")
+
+
+# =============================================================================================
+# fast_generate (4 points): equal to the naive generator (2), really cached (2)
+# =============================================================================================
+
+_GEN_CASES = [  # channels, dilations, n, length, weight seed, sampling seed
+    (4, (1, 2, 4), 8, 14, 501, 7),
+    (3, (1, 3), 8, 10, 502, 8),
+    (4, (2, 1, 2), 8, 10, 503, 9),
+]
+
+
+def _wavenet_parameters(model: nn.Module) -> list[tuple[str, Tensor]]:
+    """The TinyWaveNet layout's parameters in a fixed order (names as in the twin)."""
+    names = ["input_conv.weight", "input_conv.bias"]
+    for i in range(len(model.dilations)):
+        names += [f"blocks.{i}.{m}.{p}" for m in ("dilated", "residual", "skip")
+                  for p in ("weight", "bias")]
+    names += ["out_hidden.weight", "out_hidden.bias", "out_logits.weight", "out_logits.bias"]
+    return [(name, model.get_parameter(name)) for name in names]
+
+
+def _build_wavenet(cls, channels: int, dilations, seed: int):
+    """A TinyWaveNet (the notebook's or the twin) with the grader's weights."""
+    model = cls(channels, dilations)
+    g = _gen(seed)
+    try:
+        params = _wavenet_parameters(model)
+    except AttributeError as err:
+        raise GradingError(f"the given TinyWaveNet has lost a layer ({err}); run its given cell "
+                           "again as it was.") from None
+    for name, param in params:
+        # weights ~ gain / sqrt(fan in), small biases: logits that depend on the context
+        gain = 3.0 if name.startswith("out_logits") else 1.5
+        scale = gain / math.sqrt(param[0].numel()) if param.dim() > 1 else 0.1
+        _set(param, _draw(param.shape, g, scale), f"TinyWaveNet.{name}")
+    return model
+
+
+def _leaf_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules that hold parameters themselves: the layers a cached step must run."""
+    return [(name, m) for name, m in model.named_modules()
+            if name and any(True for _ in m.parameters(recurse=False))]
+
+
+def _wavenet_class(ns):
+    return student(ns, "TinyWaveNet")
+
+
+class FastGenerateSamples(Part):
+    exercise = "fast_generate"
+    cell = "test_fast_generate"
+    points = 2
+    uses = ("CausalConv1d", "GatedResidualBlock")
+
+    def probe(self, ns):
+        fast, cls, out = student(ns, "fast_generate"), _wavenet_class(ns), {}
+        for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES):
+            model = _build_wavenet(cls, channels, dilations, wseed)
+            out[f"x_{c}"] = fast(model, n, length, _gen(sseed))
+        return out
+
+    def judge(self, out):
+        for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES):
+            model = _build_wavenet(TinyWaveNet, channels, dilations, wseed)
+            want = naive_generate(model, n, length, _gen(sseed))
+            got = _t(out[f"x_{c}"])
+            what = f"fast_generate on TinyWaveNet({channels}, {dilations}), n={n}, length={length}"
+            check_shape(got, (n, length), what)
+            if got.is_floating_point() or got.dtype == torch.bool:
+                fail(f"{what} returned dtype {got.dtype}; return a LongTensor of levels.")
+            wrong = (got != want).any(0).nonzero()
+            if len(wrong):
+                t = int(wrong[0])
+                fail(f"{what}: the samples differ from naive_generate's for the same seed from "
+                     f"position t = {t} on. Check the queues: before step t the input queue "
+                     "holds the scaled values of t-2, t-1 (zeros before the start) and block i's "
+                     "queue holds its inputs at t-dilations[i], ..., t-1 (use it, then push the "
+                     "new input); and draw x_t with ONE torch.multinomial(torch.softmax(logits, "
+                     "dim=1), 1, generator=generator) for the batch, logits of shape [n, 2].")
+
+
+class FastGenerateCaches(Part):
+    exercise = "fast_generate"
+    cell = "test_fast_generate_2"
+    points = 2
+    uses = ("CausalConv1d", "GatedResidualBlock")
+
+    def probe(self, ns):
+        fast, cls, out = student(ns, "fast_generate"), _wavenet_class(ns), {}
+        for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES[:2]):
+            model = _build_wavenet(cls, channels, dilations, wseed)
+            layers = _leaf_layers(model)
+            calls = torch.zeros(len(layers), dtype=torch.long)
+            longest = torch.zeros(len(layers), dtype=torch.long)
+            handles = []
+            for i, (_, layer) in enumerate(layers):
+                def hook(_module, args, _output, i=i):
+                    # the new positions: the first argument (a queue goes in `past`)
+                    size = int(args[0].shape[-1]) if args and isinstance(args[0], Tensor) else 0
+                    calls[i] += 1
+                    longest[i] = max(int(longest[i]), size)
+                handles.append(layer.register_forward_hook(hook))
+            try:
+                fast(model, n, length, _gen(sseed))
+            finally:
+                for handle in handles:
+                    handle.remove()
+            out[f"calls_{c}"], out[f"longest_{c}"] = calls, longest
+        return out
+
+    def judge(self, out):
+        for c, (channels, dilations, n, length, wseed, _) in enumerate(_GEN_CASES[:2]):
+            names = [name for name, _ in _leaf_layers(TinyWaveNet(channels, dilations))]
+            calls, longest = _t(out[f"calls_{c}"]), _t(out[f"longest_{c}"])
+            check_shape(calls, (len(names),), "the call counts (one per layer)")
+            what = f"fast_generate on TinyWaveNet({channels}, {dilations}), length={length}"
+            for name, k, size in zip(names, calls.tolist(), longest.tolist()):
+                if k == 0:
+                    fail(f"{what}: the layer {name} was never called. Run every layer of the "
+                         "model (its modules, not a copy of their weights) once per step.")
+                if size != 1:
+                    fail(f"{what}: the layer {name} was given an input of length {size}; a "
+                         "cached step runs each layer on the ONE new position (a length-1 "
+                         "input) with its queue as `past`, never on the whole sequence.")
+                if k != length:
+                    fail(f"{what}: the layer {name} was called {k} times for {length} "
+                         "positions; cached generation runs each layer once per position.")
+
+
+__all__ = ["MADE", "TinyWaveNet", "naive_generate", "fast_generate"]
