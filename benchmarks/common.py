@@ -70,6 +70,11 @@ class Record:
         self.values[key] = {"value": round(float(value), 6), "unit": unit, "note": note}
         print(f"  {key} = {value:.4g} {unit} {note}".rstrip(), flush=True)
 
+    def rename(self, section: str) -> None:
+        """Record under another section (e.g. ``quality_cuda`` for numbers from a GPU)."""
+        old, self.section = self.section, section
+        self.values = {section + k[len(old):]: v for k, v in self.values.items()}
+
     def save(self) -> None:
         data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
         data = {k: v for k, v in data.items() if not k.startswith("_")}

@@ -1,0 +1,51 @@
+"""Quality: every image model trained with one stated budget on the same data, test NLL in
+nats/dim and bits/dim, parameters and training time, beside published teaching numbers."""
+from __future__ import annotations
+
+import torch
+
+from arlab import data as D
+from arlab.train import fit
+from benchmarks.common import Record
+from benchmarks.models import IMAGE_MODELS, build, parameters
+
+# Berkeley CS294-158 (deep unsupervised learning), thresholded MNIST (60,000 images).
+PUBLISHED = {
+    "lecture demo, 20 epochs, bits/dim": {
+        "rnn": 0.1113, "rnn_coords": 0.1117, "made": 0.1731, "wavenet": 0.1333,
+        "wavenet_coords": 0.1193, "pixelcnn": 0.1087},
+    "homework solutions, nats/dim": {
+        "shapes.made": 0.0623, "shapes.pixelcnn": 0.0416, "mnist.made": 0.1106,
+        "mnist.pixelcnn": 0.0756},
+}
+
+
+def datasets(quick: bool):
+    if quick:
+        s = D.shapes(n_train=256, n_test=64, size=8)
+        return {"shapes": s}
+    return {"mnist": D.mnist(verbose=False), "shapes": D.shapes(), "digits": D.digits()}
+
+
+def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: int = 2,
+         models=None) -> Record:
+    budget = "quick mode: 8x8 shapes, 5 steps" if quick else (
+        f"{epochs} epochs at batch 64, Adam lr 1e-3, on {device}")
+    rec = Record("quality", command, f"budget: {budget}; models as in benchmarks/models.py")
+    for dname, data in datasets(quick).items():
+        for name in models or IMAGE_MODELS:
+            model = build(name, data.data_shape, data.levels)
+            hist = fit(model, data.train, data.test, epochs=epochs, batch_size=64, lr=1e-3,
+                       max_steps=5 if quick else None, device=device, progress=False)
+            key = f"{dname}.{name}"
+            rec.add(f"{key}.nats_per_dim", hist.final_test_nats_per_dim, "nats/dim")
+            rec.add(f"{key}.bits_per_dim", hist.final_test_bits_per_dim, "bits/dim")
+            rec.add(f"{key}.parameters", parameters(model), "")
+            rec.add(f"{key}.train_seconds", hist.seconds, "s")
+    for source, numbers in PUBLISHED.items():
+        unit = "bits/dim" if "bits" in source else "nats/dim"
+        for key, value in numbers.items():
+            rec.add(f"published.{key}.{unit.replace('/', '_per_')}", value, unit,
+                    f"Berkeley CS294-158 {source}; full MNIST (60,000), not our subset")
+    torch.set_grad_enabled(True)
+    return rec

@@ -1,0 +1,39 @@
+"""Run the benchmarks and rewrite RESULTS.md and results.json.
+
+    python -m benchmarks.run                      # every section, on this machine
+    python -m benchmarks.run --only sampling      # one section; the others' numbers stay
+    python -m benchmarks.run --quick              # tiny sizes: checks that it all runs
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from benchmarks.common import command_line
+
+SECTIONS = ("sampling", "quality", "throughput", "grading", "walkthrough")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="arlab benchmarks")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections of {SECTIONS}")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--no-save", action="store_true", help="print, do not record")
+    args = parser.parse_args(argv)
+    for section in args.only.split(","):
+        if section not in SECTIONS:
+            parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
+        print(f"== {section}", flush=True)
+        module = importlib.import_module(f"benchmarks.{section}")
+        rec = module.main(quick=args.quick, device=args.device, command=command_line())
+        if args.device != "cpu":
+            rec.rename(f"{section}_{args.device}")
+        if not args.no_save:
+            rec.save()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
