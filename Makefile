@@ -29,7 +29,7 @@ lab: setup
 
 test: setup
 	@echo "arlab: running the test suite with ARLAB_BUDGET=smoke on $(JOBS) workers"
-	@ARLAB_BUDGET=smoke MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	@ARLAB_BUDGET=smoke MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 walkthrough: setup
 	@$(BIN)/python -m arlab.walkthrough --out build/walkthrough

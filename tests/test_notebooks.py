@@ -60,3 +60,19 @@ def test_executes_under_smoke_budget(path, monkeypatch):
             mimes = [m for o in cell.outputs for m in o.get("data", {})]
             assert WIDGET_MIME in mimes, f"{path.name} cell {i}: the widget was not displayed"
             assert "image/png" in mimes, f"{path.name} cell {i}: no static twin figure shown"
+
+
+def test_widget_cells_export_their_static_twin_to_html(tmp_path):
+    from arlab.walkthrough import main
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import torch\nfrom arlab.viz import InverseCDFWidget\n"
+        "w = InverseCDFWidget(torch.tensor([0.2, 0.3, 0.5]))\nw.show()")]
+    path = tmp_path / "widget.ipynb"
+    nbformat.write(nb, path)
+    assert main([str(path), "--out", str(tmp_path / "html"), "--budget", "smoke"]) == 0
+    html = (tmp_path / "html" / "widget.html").read_text()
+    assert "data:image/png;base64" in html  # the static twin, readable without widgets
+    timings = json.loads((tmp_path / "html" / "timings.json").read_text())
+    assert "widget" in timings["smoke"]

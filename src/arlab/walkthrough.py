@@ -18,6 +18,16 @@ REPO = "arlab-course/arlab"
 COLAB = f"https://colab.research.google.com/github/{REPO}/blob/main/"
 
 
+def _static_pages():
+    """Exported pages show a widget's static twin (its PNG) instead of the live widget, so
+    they read the same offline and without a widget manager."""
+    from traitlets.config import Config
+
+    priority = ["image/png", "application/vnd.jupyter.widget-view+json", "text/html",
+                "text/markdown", "image/svg+xml", "text/latex", "image/jpeg", "text/plain"]
+    return Config({"NbConvertBase": {"display_data_priority": priority}})
+
+
 def notebooks() -> list[Path]:
     """The walkthrough notebooks in teaching order."""
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -52,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/walkthrough"))
     parser.add_argument("--budget", choices=["smoke", "cpu", "gpu"], default=None)
     args = parser.parse_args(argv)
+    static = _static_pages()
     args.out.mkdir(parents=True, exist_ok=True)
     timings_path = args.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
@@ -62,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         nb = execute(path.resolve(), args.budget)
         seconds = time.perf_counter() - start
-        html, _ = HTMLExporter().from_notebook_node(nb)
+        html, _ = HTMLExporter(config=static).from_notebook_node(nb)
         (args.out / f"{path.stem}.html").write_text(html)
         timings.setdefault(used, {})[path.stem] = round(seconds, 1)
         print(f"{path.stem}: {seconds:.0f} s ({used}) -> {args.out / (path.stem + '.html')}")

@@ -79,11 +79,22 @@ class FigureWidget:
         self.redraws += 1
 
     def show(self) -> None:
-        """Display the controls and the figure (in a notebook)."""
+        """Display the controls and the figure (in a notebook).
+
+        One output carries both the live widget and a PNG of the current figure (its static
+        twin): Jupyter shows the widget, and an exported page or a viewer without widgets
+        shows the picture."""
+        import base64
+        import io
+
         from IPython.display import display
 
         self._live = True
-        display(self.ui)
+        bundle = dict(self.ui._repr_mimebundle_())
+        png = io.BytesIO()
+        self.figure().savefig(png, format="png", bbox_inches="tight")
+        bundle["image/png"] = base64.b64encode(png.getvalue()).decode()
+        display(bundle, raw=True)
         self.redraw()
 
     def _ipython_display_(self) -> None:
