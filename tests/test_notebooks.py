@@ -76,3 +76,12 @@ def test_widget_cells_export_their_static_twin_to_html(tmp_path):
     assert "data:image/png;base64" in html  # the static twin, readable without widgets
     timings = json.loads((tmp_path / "html" / "timings.json").read_text())
     assert "widget" in timings["smoke"]
+
+
+def test_readme_course_map_links_every_notebook_and_colab():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"(notebooks/{path.name})" in readme, f"README's course map lacks {path.name}"
+        assert f"{COLAB}notebooks/{path.name}" in readme, f"no Colab link for {path.name}"
