@@ -295,22 +295,27 @@ def forbidden_imports(source: str, exercise: str | None = None) -> list[str]:
     return scan(source, exercise).reasons
 
 
-def refusals(cells: Iterable, exercise_names: Iterable[str]) -> dict[str, list[str]]:
+def refusals(cells: Iterable, exercise_names: Iterable[str],
+             locked_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
     """Exercise -> reasons it scores 0, for one notebook's cells (nbformat dicts) in order.
 
-    Answer cells are scanned with their exercise's name. Cells the student wrote outside the
-    answer cells count too: a name they bind to a refused import charges the exercise of that
-    name and every later answer that reads it. The instructor's locked cells are not scanned.
+    Answer cells (grade id = exercise name) are scanned with their exercise's name. Cells the
+    student wrote outside the answer cells count too: a name they bind to a refused import
+    charges the exercise of that name and every later answer that reads it. The instructor's
+    read-only cells are not scanned: ``locked_ids`` (from the gradebook, which a submission
+    cannot forge) or, without it, the cells' own metadata.
     """
     names = set(exercise_names)
+    locked = set(locked_ids) if locked_ids is not None else None
     found: dict[str, list[str]] = {}
     aliases: dict[str, str] = {}
     tainted: dict[str, str] = {}  # name bound by a refused import -> where
     for index, cell in enumerate(cells):
-        if cell.get("cell_type") != "code" or contract.is_locked(cell):
-            continue
         gid = contract.grade_id(cell)
-        exercise = gid if contract.is_answer(cell) and gid in names else None
+        if cell.get("cell_type") != "code" or (
+                gid in locked if locked is not None else contract.is_locked(cell)):
+            continue
+        exercise = gid if gid in names else None
         where = f"the answer cell {gid}" if gid else f"the added cell #{index + 1}"
         result = scan(cell.get("source", ""), exercise, aliases)
         if exercise and result.reasons:

@@ -1,0 +1,446 @@
+"""``arlab-grade autograde``: every submission graded by nbgrader in its own process and its
+own throwaway course, then merged by this (trusted) process into the real course.
+
+Per submission: a temporary course holding only that submission, the config and a gradebook
+with this assignment alone; a wall-clock limit on the whole process tree; the kernel under a
+memory limit; nbgrader's per-cell timeout. Whatever happens there, the parent reads the
+graded notebook (or, when the run was killed, rebuilds it from the progress record: the
+cells that finished keep their outputs, the rest are marked not run), applies the output
+limits, the stderr rule and the reference-import rule itself, scores every grade cell with the
+points of the REAL gradebook, and writes scores, comments and the notebook into the course.
+The throwaway gradebook's scores are never read: the student's code could have written them.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import sqlite3
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from arlab.grading import contract, sandbox
+from arlab.grading.course import (CONFIG_NAME, Course, GradingError, copy_tree_files,
+                                  load_config, read_notebook, write_notebook)
+from arlab.grading.preprocessors import (NOT_RUN, apply_refusals, error_output,
+                                         limit_cell_outputs, mark_not_run, stderr_as_stdout)
+from arlab.grading.progress import read_progress
+
+NOTES_KEY = "arlab_grading_notes"
+_GRADER_ERRORS = ("CellTimeoutError", "DeadKernelError", "GradingStopped")
+
+
+@dataclass
+class Definitions:
+    """What the real gradebook and source say the assignment is: the points that count, and
+    which cells are the instructor's (never the submission's own metadata)."""
+
+    notebooks: list[str]
+    grade_cells: dict[str, dict[str, float]]  # notebook -> grade id -> max score
+    solution_cells: dict[str, list[str]]
+    locked: dict[str, set[str]]               # notebook -> read-only cells (given code, tests)
+    by_notebook: dict[str, dict[str, list[str]]]  # notebook -> exercise -> test cells
+    max_total: float
+
+    @property
+    def exercises(self) -> dict[str, list[str]]:
+        return {name: tests for nb in self.notebooks
+                for name, tests in self.by_notebook.get(nb, {}).items()}
+
+    def autograded(self, notebook: str) -> set[str]:
+        """Test cells: scored by running, as opposed to answers graded by hand."""
+        return set(self.grade_cells[notebook]) - set(self.solution_cells[notebook])
+
+
+@dataclass
+class Result:
+    """One student's outcome, as the summary table shows it."""
+
+    student: str
+    total: float
+    max_total: float
+    exercises: dict[str, float]
+    reasons: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def definitions(course: Course, assignment: str) -> Definitions:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(course.db_url) as gb:
+        try:
+            found = gb.find_assignment(assignment)
+        except MissingEntry:
+            raise GradingError(f"{assignment} is not in {course.gradebook}; run `arlab-grade "
+                               f"release {assignment} --course {course.root}` first.") from None
+        grade_cells = {nb.name: {c.name: float(c.max_score) for c in nb.grade_cells}
+                       for nb in found.notebooks}
+        solutions = {nb.name: [c.name for c in nb.solution_cells] for nb in found.notebooks}
+        locked = {nb.name: {c.name for c in nb.source_cells if c.locked} | set(grade_cells[nb.name])
+                  for nb in found.notebooks}
+        max_total = float(found.max_score)
+    by_notebook = {}
+    for name in sorted(grade_cells):
+        path = course.source(assignment) / f"{name}.ipynb"
+        by_notebook[name] = contract.exercises(read_notebook(path).cells) if path.exists() else {}
+    return Definitions(sorted(grade_cells), grade_cells, solutions, locked, by_notebook,
+                       max_total)
+
+
+def _template(course: Course, assignment: str, dest: Path) -> Path:
+    """Config, non-notebook source files and a gradebook holding only this assignment (a copy
+    of the real one with every other assignment and every student removed, then vacuumed so
+    the removed rows are gone from the file too)."""
+    from nbgrader.api import Gradebook
+
+    dest.mkdir(parents=True)
+    shutil.copyfile(course.config, dest / CONFIG_NAME)
+    copy_tree_files(course.source(assignment), dest / "source" / assignment,
+                    skip_suffix=".ipynb")
+    (dest / "source" / assignment).mkdir(parents=True, exist_ok=True)
+    database = dest / "gradebook.db"
+    shutil.copyfile(course.gradebook, database)
+    with Gradebook(f"sqlite:///{database}") as gb:
+        for other in [a.name for a in gb.assignments if a.name != assignment]:
+            gb.remove_assignment(other)
+        for student in [s.id for s in gb.students]:
+            gb.remove_student(student)
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("VACUUM")
+    return dest
+
+
+@dataclass
+class _Outcome:
+    student: str
+    notebooks: dict[str, object]  # notebook name -> graded notebook (None: nothing to grade)
+    reasons: list[str]
+    seconds: float
+
+
+def _job_env(memory_mb: int, workers: int, progress: Path,
+             cell_timeout: int | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if cell_timeout:
+        env["ARLAB_CELL_TIMEOUT"] = str(cell_timeout)
+    env["ARLAB_MEMORY_MB"] = str(memory_mb)
+    env["ARLAB_GRADING_PROGRESS"] = str(progress)
+    env.setdefault("ARLAB_BUDGET", "smoke")
+    # N kernels share the cores: one BLAS/OpenMP pool each would oversubscribe them
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, workers))))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return "no log"
+    errors = [l for l in lines if "Error" in l or "error" in l.lower()]
+    return (errors or lines or ["no log"])[-1].strip()[:300]
+
+
+def _rebuild(progress_dir: Path, name: str, reason: str):
+    """The notebook as far as a killed run got: finished cells keep their outputs, the cell
+    that was running gets the reason, the cells after it are marked not run. Returns
+    (notebook or None when nothing ran, where the run was cut)."""
+    progress = read_progress(progress_dir, name)
+    nb = progress.notebook
+    if nb is None:
+        return None, ""
+    where = ""
+    if progress.running is not None:
+        cell = nb.cells[progress.running]
+        where = f" (cut in {contract.grade_id(cell) or f'cell #{progress.running + 1}'})"
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        record = progress.finished.get(index)
+        if record is not None:
+            cell.outputs = [nbformat.from_dict(o) for o in record["outputs"]]
+            cell.execution_count = record.get("execution_count")
+        elif index == progress.running:
+            cell.outputs = [error_output("GradingStopped", reason + where)]
+        else:
+            cell.outputs = []
+            mark_not_run(cell, f"not run: {reason}")
+    return nb, where
+
+
+def _graded_notebook(path: Path, progress: Path, name: str, ended: sandbox.Ended,
+                     why: str, log: Path) -> tuple[object, str]:
+    """The graded notebook and, when grading did not finish, why (with where it was cut)."""
+    if ended.ok and path.exists():
+        try:
+            return read_notebook(path), ""
+        except Exception:  # noqa: BLE001 - a mangled file is graded as a failed run
+            why = "the graded notebook could not be read"
+    why = why or f"nbgrader could not grade it: {_log_tail(log)}"
+    nb, where = _rebuild(progress, name, why)
+    if nb is None:
+        return None, (f"{name}: {why} (nothing ran; run `arlab-grade check` and look at the "
+                      "notebook)")
+    return nb, why + where
+
+
+def _grade_one(course: Course, assignment: str, student: str, template: Path, work: Path,
+               notebooks: list[str], wall_seconds: float, memory_mb: int,
+               workers: int, cell_timeout: int | None) -> _Outcome:
+    """Runs in a worker thread: prepare the throwaway course, run the job, read what it left.
+    Whatever the submission did, this returns an outcome (it never raises for it)."""
+    root = work / student
+    submitted = course.submitted(student, assignment)
+    shutil.copytree(template, root)
+    copy_tree_files(submitted, root / "submitted" / student / assignment)
+    progress, log = work / f"{student}.progress", work / f"{student}.log"
+    job = sandbox.Job(course=str(root), assignment=assignment, student=student,
+                      env=_job_env(memory_mb, workers, progress, cell_timeout), log=str(log),
+                      wall_seconds=wall_seconds)
+    ended = sandbox.run(job)
+    if ended.timed_out:
+        why = (f"stopped after {wall_seconds:g} s, the limit for one submission; cells that "
+               "finished before kept their points")
+    elif ended.exitcode != 0:
+        why = f"the grading process failed (exit code {ended.exitcode}): {_log_tail(log)}"
+    else:
+        why = ""
+    reasons: list[str] = []
+    graded: dict[str, object] = {}
+    for name in notebooks:
+        graded[name] = None
+        if not (submitted / f"{name}.ipynb").exists():
+            reasons.append(f"no submitted notebook {name}.ipynb")
+            continue
+        path = root / "autograded" / student / assignment / f"{name}.ipynb"
+        try:
+            graded[name], problem = _graded_notebook(path, progress, name, ended, why, log)
+        except Exception as err:  # noqa: BLE001 - e.g. a progress record the kernel mangled
+            problem = f"{name}: what grading left could not be read ({err}); 0 points"
+        if problem:
+            reasons.append(problem)
+    return _Outcome(student, graded, reasons, ended.seconds)
+
+
+def _score_test(cell, max_score: float) -> float:
+    """nbgrader's rule for an autograded test cell, read by the parent: an error output
+    scores 0, a numeric result is partial credit (clamped), anything else full marks."""
+    from nbgrader.utils import get_partial_grade
+
+    outputs = cell.get("outputs", [])
+    if any(o.get("output_type") == "error" for o in outputs):
+        return 0.0
+    for out in outputs:
+        if out.get("output_type") == "execute_result":
+            try:
+                return min(max(float(get_partial_grade(out, max_score)), 0.0), max_score)
+            except Exception:  # noqa: BLE001 - no usable number: nbgrader gives full marks
+                return max_score
+    return max_score
+
+
+def _score(cell, max_score: float, autograded: bool) -> float | None:
+    """A grade cell's score; ``autograded`` comes from the gradebook, not from the cell."""
+    if cell is None:
+        return 0.0
+    if autograded:
+        return _score_test(cell, max_score)
+    from nbgrader.utils import determine_grade  # a written answer: nbgrader decides
+
+    probe = copy.deepcopy(cell)
+    meta = dict(probe.metadata.get("nbgrader", {}))
+    probe.metadata["nbgrader"] = {**meta, "grade": True, "solution": True, "points": max_score}
+    try:
+        return determine_grade(probe)[0]
+    except Exception:  # noqa: BLE001 - mangled metadata: leave it to a human
+        return None
+
+
+def _first_error(cell):
+    return next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+
+
+def _cell_reasons(nb) -> list[str]:
+    """One line per code cell that ended in an error: where, which error, its first line.
+    Refusals and cells not run are summarised elsewhere."""
+    reasons = []
+    for index, cell in enumerate(nb.cells):
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        # a timeout also leaves the KeyboardInterrupt of the interrupt: name the timeout
+        error = next((e for e in errors if e.get("ename") in _GRADER_ERRORS), None) or \
+            (errors[0] if errors else None)
+        if error is None or error.get("ename") in ("RefusedImport", NOT_RUN, "GradingStopped"):
+            continue
+        label = contract.grade_id(cell) or f"cell #{index + 1}"
+        lines = (error.get("evalue") or "").strip().splitlines()
+        message = f": {lines[0][:160]}" if lines else ""
+        reasons.append(f"{label}: {error.get('ename')}{message}")
+    return reasons
+
+
+def _notes_cell(reasons: list[str]):
+    text = "\n".join(f"- {r}" for r in reasons) if reasons else "- nothing to report"
+    cell = nbformat.v4.new_markdown_cell(f"## Grading notes\n\n{text}")
+    cell.metadata[NOTES_KEY] = True
+    return cell
+
+
+def _finalise(nb, name: str, defs: Definitions, limits: tuple[int, int], reasons: list[str],
+              comments: dict[str, str]) -> dict[str, object]:
+    """Apply the output limits, the stderr rule and the refusals; return grade id -> cell."""
+    nb.cells = [c for c in nb.cells if not c.metadata.get(NOTES_KEY)]
+    tests = defs.autograded(name)
+    for cell in nb.cells:
+        limit_cell_outputs(cell, *limits)
+        if contract.grade_id(cell) in tests:
+            cell.metadata.setdefault("nbgrader", {})["grade"] = True  # what the gradebook says
+            stderr_as_stdout(cell)
+    refused = apply_refusals(nb, defs.by_notebook[name], defs.locked[name])
+    for exercise, why in refused.items():
+        reasons.append(f"{exercise}: 0 points, the answer uses arlab's reference ({why[0]})")
+        comments[exercise] = "Refused (0 points): " + "; ".join(why)
+    reasons.extend(_cell_reasons(nb))
+    return {contract.grade_id(c): c for c in nb.cells if contract.grade_id(c)}
+
+
+def _evaluate(outcome: _Outcome, defs: Definitions, limits: tuple[int, int], reasons: list[str],
+              comments: dict[str, str]):
+    """Scores and cells of every notebook of a submission (may raise on a mangled one)."""
+    scores: dict[str, float | None] = {}
+    cells: dict[str, dict[str, object]] = {}
+    for name in defs.notebooks:
+        nb = outcome.notebooks.get(name)
+        cells[name] = (_finalise(nb, name, defs, limits, reasons, comments)
+                      if nb is not None else {})
+        for grade_id, max_score in defs.grade_cells[name].items():
+            cell = cells[name].get(grade_id)
+            scores[grade_id] = _score(cell, max_score, grade_id in defs.autograded(name)) \
+                if nb is not None else 0.0
+            if nb is not None and cell is None:
+                reasons.append(f"{grade_id}: the cell is missing (0 points)")
+            elif cell is not None and _first_error(cell) is None and \
+                    scores[grade_id] is not None and scores[grade_id] < max_score:
+                reasons.append(f"{grade_id}: partial credit {scores[grade_id]:g}/{max_score:g}")
+    return scores, cells
+
+
+def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions,
+           limits: tuple[int, int]) -> Result:
+    """Finalise each graded notebook, score it with the real points, write course files and
+    gradebook. Runs in the main thread only (one gradebook writer); a notebook it cannot
+    read scores 0 instead of stopping the run."""
+    from nbgrader.api import Gradebook
+
+    reasons = list(outcome.reasons)
+    comments: dict[str, str] = {}
+    try:
+        scores, cells = _evaluate(outcome, defs, limits, reasons, comments)
+        notebooks = outcome.notebooks
+    except Exception as err:  # noqa: BLE001 - a hostile notebook must not stop the others
+        reasons.append(f"the graded notebook could not be read ({type(err).__name__}: "
+                       f"{str(err)[:200]}); 0 points")
+        scores = {g: 0.0 for name in defs.notebooks for g in defs.grade_cells[name]}
+        cells, notebooks = {name: {} for name in defs.notebooks}, {}
+
+    dest = course.autograded(outcome.student, assignment)
+    if dest.exists():
+        shutil.rmtree(dest)
+    submitted = course.submitted(outcome.student, assignment)
+    copy_tree_files(course.source(assignment), dest, skip_suffix=".ipynb")
+    copy_tree_files(submitted, dest, skip_suffix=".ipynb")
+    for name in defs.notebooks:
+        nb = notebooks.get(name)
+        if nb is not None:
+            nb.cells.insert(0, _notes_cell(reasons))
+            try:
+                write_notebook(nb, dest / f"{name}.ipynb")
+            except Exception as err:  # noqa: BLE001 - scores stand; the file is for reading
+                reasons.append(f"{name}: the graded notebook could not be written ({err})")
+    stamp = submitted / "timestamp.txt"
+    text = stamp.read_text().strip() if stamp.exists() else ""
+    if text:
+        (dest / "timestamp.txt").write_text(text + "\n")
+
+    with warnings.catch_warnings(), Gradebook(course.db_url) as gb:
+        # nbgrader's own update_or_create_submission trips a harmless SQLAlchemy warning
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        gb.update_or_create_student(outcome.student)
+        gb.update_or_create_submission(assignment, outcome.student,
+                                       **({"timestamp": text} if text else {}))
+        for name in defs.notebooks:
+            for grade_id in defs.grade_cells[name]:
+                grade = gb.find_grade(grade_id, name, assignment, outcome.student)
+                grade.auto_score = scores[grade_id]
+                grade.needs_manual_grade = (scores[grade_id] is None
+                                            or grade.manual_score is not None)
+            for solution in defs.solution_cells[name]:
+                comment = gb.find_comment(solution, name, assignment, outcome.student)
+                cell = cells[name].get(solution)
+                checksum = contract.nbgrader_meta(cell).get("checksum") if cell else None
+                untouched = cell is None or (checksum and _checksum(cell) == checksum)
+                comment.auto_comment = comments.get(solution) or (
+                    "No response." if untouched else None)
+        gb.db.commit()
+    per_exercise = {ex: sum(scores.get(t) or 0.0 for t in tests)
+                    for ex, tests in defs.exercises.items()}
+    total = sum(s or 0.0 for s in scores.values())
+    return Result(outcome.student, total, defs.max_total, per_exercise, reasons, outcome.seconds)
+
+
+def _checksum(cell) -> str:
+    from nbgrader.utils import compute_checksum
+
+    try:
+        return compute_checksum(cell)
+    except Exception:  # noqa: BLE001 - mangled metadata: not "untouched"
+        return ""
+
+
+def autograde(course: Course, assignment: str, workers: int = 2, wall_seconds: float = 1800,
+              memory_mb: int = 8192, students: list[str] | None = None,
+              cell_timeout: int | None = None,
+              report: Callable[[str], None] = print) -> list[Result]:
+    """Grade every submission (or ``students``), ``workers`` at a time; see the module doc.
+
+    ``wall_seconds``: limit for one submission's whole run; ``memory_mb``: the kernel's
+    address-space limit; ``cell_timeout``: seconds per cell (default: the course config's).
+    """
+    course.require_released(assignment)
+    found = course.students(assignment)
+    if students:
+        missing = sorted(set(students) - set(found))
+        if missing:
+            raise GradingError(f"no submission of {assignment} for {', '.join(missing)} in "
+                               f"{course.root / 'submitted'}; run `arlab-grade collect` first.")
+        found = [s for s in found if s in students]
+    if not found:
+        raise GradingError(f"no submissions of {assignment} in {course.root / 'submitted'}; "
+                           f"run `arlab-grade collect {assignment} DOWNLOAD --course "
+                           f"{course.root}` first.")
+    sandbox.warm_up()  # the fork server imports nbgrader while the course is prepared
+    defs = definitions(course, assignment)
+    config = load_config(course)
+    limits = (int(config.LimitOutputSize.get("max_chars", 10_000)),
+              int(config.LimitOutputSize.get("max_data_chars", 2_000_000)))
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix=f"arlab-grade-{assignment}-") as tmp:
+        work = Path(tmp)
+        template = _template(course, assignment, work / "_template")
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(_grade_one, course, assignment, s, template, work,
+                                   defs.notebooks, wall_seconds, memory_mb, workers,
+                                   cell_timeout)
+                       for s in found]
+            for future in as_completed(futures):
+                result = _merge(course, assignment, future.result(), defs, limits)
+                results.append(result)
+                report(f"graded {result.student}: {result.total:g}/{result.max_total:g} "
+                       f"({result.seconds:.1f} s)")
+    return sorted(results, key=lambda r: r.student)
