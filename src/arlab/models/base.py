@@ -119,7 +119,9 @@ class ARModel(nn.Module):
 
     def sample(self, n: int, cond: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
-        """``n`` samples ``LongTensor[n, *data_shape]``, one forward pass per rank of ``order()``."""
+        """``n`` samples ``LongTensor[n, *data_shape]``, one forward pass per rank of ``order()``.
+
+        ``generator`` must live on the model's device: ``torch.Generator(device)``."""
         from arlab.models.sampling import sample_autoregressive
 
         return sample_autoregressive(self, n, cond=cond, generator=generator)

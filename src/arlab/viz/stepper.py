@@ -40,8 +40,8 @@ class SampleTrajectory:
         self.order = model.order().cpu()
         self.ranks = torch.unique(self.order).tolist()
         self.cond = None if cond is None else model.check_cond(cond, 1)
-        self.generator = torch.Generator().manual_seed(self.seed)
-        device = model.param_device
+        device = model.param_device  # the generator lives where the model samples
+        self.generator = torch.Generator(device).manual_seed(self.seed)
         self.states = [torch.zeros((1, *model.data_shape), dtype=torch.long, device=device)]
         self.probs: list[Tensor] = []     # per step: [positions of the rank, levels]
         self.draws: list[Tensor] = []     # per step: [positions of the rank]
