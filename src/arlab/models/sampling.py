@@ -51,6 +51,8 @@ def sample_autoregressive(model, n: int, cond: Tensor | None = None,
         iterator = tqdm(iterator, desc="sampling", leave=False)
     for r in iterator:
         here = order == r                      # [*dims]
+        if not fill[:, here].any():            # every position of this rank is known
+            continue
         params = model(x, cond)                # [n, P, *dims]
         p = params.movedim(1, -1)[:, here]     # [n, k, P]
         draw = model.head.sample(p.reshape(-1, p.shape[-1]), generator).view(n, -1).to(device)
