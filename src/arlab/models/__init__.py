@@ -30,6 +30,7 @@ _ZOO = {
     "gated_pixelcnn": ("gated_pixelcnn", "GatedPixelCNN", {}),
     "gated_pixelcnn_dlm": ("gated_pixelcnn", "GatedPixelCNN", {"head": "dlm"}),
     "pixelsnail": ("pixelsnail", "PixelSNAIL", {}),
+    "multiscale": ("multiscale", "MultiscalePixelCNN", {}),
 }
 
 # The models above that read data_shape (1,) or (2,) only; all others take images (C, H, W).

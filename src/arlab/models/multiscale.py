@@ -127,7 +127,7 @@ class MultiscalePixelCNN(ARModel):
         return order
 
     def _visibility(self) -> Tensor:
-        """``[f², f², h, w]``: for the step of sub-image g, which pixels of every sub-image
+        """``[f², f², hs, ws]``: for the step of sub-image g, which pixels of every sub-image
         (channel o of the low-resolution stack) are already known and inside the image."""
         c, h, w = self.data_shape
         f = self.factor
