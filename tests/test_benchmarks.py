@@ -1,0 +1,38 @@
+"""The benchmarks run (in their quick mode) and record machine-readable results; the numbers
+themselves are figures for people, never asserted here."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import common, run  # noqa: E402
+
+
+@pytest.mark.slow
+def test_quick_benchmarks_write_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS_JSON", tmp_path / "results.json")
+    monkeypatch.setattr(common, "RESULTS_MD", tmp_path / "RESULTS.md")
+    assert run.main(["--quick", "--only", "sampling,quality,throughput"]) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert set(data["_sections"]) == {"sampling", "quality", "throughput"}
+    for key in ("sampling.wavenet_cached_speedup", "quality.shapes.pixelcnn.bits_per_dim",
+                "quality.shapes.pixelsnail.parameters", "throughput.cpu.made.images_per_second",
+                "sampling.multiscale.f2_speedup"):
+        assert key in data, key
+    assert data["sampling.wavenet_cached_speedup"]["note"] == "same samples"
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "## sampling" in md and "`quality.shapes.made.bits_per_dim`" in md
+    # a second section run keeps the first one's numbers
+    assert run.main(["--quick", "--only", "sampling"]) == 0
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert "quality.shapes.made.bits_per_dim" in again
+
+
+def test_unknown_section_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--only", "nonsense"])
+    assert "unknown section" in capsys.readouterr().err
