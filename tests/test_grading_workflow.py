@@ -189,10 +189,11 @@ def test_workflow_release_collect_check_autograde_feedback_export(course, tmp_pa
     assert code == 0, out
     with open(grades, newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows == [["student", "assignment", "total", "max_total", "squares", "word_count"],
-                    ["alice", "toy", "5", "5", "2", "3"],
-                    ["bob", "toy", "0", "5", "0", "0"],
-                    ["carol", "toy", "3", "5", "2", "1"]]
+    assert rows == [["student", "assignment", "total", "max_total", "squares", "word_count",
+                     "review"],
+                    ["alice", "toy", "5", "5", "2", "3", ""],
+                    ["bob", "toy", "0", "5", "0", "0", ""],
+                    ["carol", "toy", "3", "5", "2", "1", ""]]
 
 
 # --- hostile and broken submissions, one autograde run ----------------------------------

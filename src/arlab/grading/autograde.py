@@ -9,10 +9,19 @@ cells that finished keep their outputs, the rest are marked not run), applies th
 limits, the stderr rule and the reference-import rule itself, scores every grade cell with the
 points of the REAL gradebook, and writes scores, comments and the notebook into the course.
 The throwaway gradebook's scores are never read: the student's code could have written them.
+
+Trusted points: where the assignment registers graded parts (``arlab.grading.parts``), a
+second sandboxed run executes the submission's code without the test cells and runs each
+part's ``probe``; the arrays come back as ``.npz`` and this process runs each ``judge``. Those
+cells score full points or 0 whatever the in-kernel run showed (its result can be faked by
+the student's code); a disagreement flags the submission for review. Cells without a part
+keep the in-kernel score and are listed as untrusted. The trusted result is written to
+``autograded/<student>/<a>/grading.json`` (read by ``export``).
 """
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import sqlite3
@@ -26,7 +35,7 @@ from typing import Callable
 
 import nbformat
 
-from arlab.grading import contract, sandbox
+from arlab.grading import confine, contract, sandbox, trusted
 from arlab.grading.course import (CONFIG_NAME, Course, GradingError, copy_tree_files,
                                   load_config, read_notebook, write_notebook)
 from arlab.grading.preprocessors import (NOT_RUN, apply_refusals, error_output,
@@ -69,6 +78,8 @@ class Result:
     exercises: dict[str, float]
     reasons: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    review: list[str] = field(default_factory=list)     # in-kernel and trusted disagree
+    untrusted: list[str] = field(default_factory=list)  # test cells scored in-kernel only
 
 
 def definitions(course: Course, assignment: str) -> Definitions:
@@ -123,6 +134,8 @@ class _Outcome:
     notebooks: dict[str, object]  # notebook name -> graded notebook (None: nothing to grade)
     reasons: list[str]
     seconds: float
+    probes: dict[str, Path] = field(default_factory=dict)  # notebook -> probe results folder
+    probe_why: str = ""
 
 
 def _job_env(memory_mb: int, workers: int, progress: Path,
@@ -191,20 +204,94 @@ def _graded_notebook(path: Path, progress: Path, name: str, ended: sandbox.Ended
     return nb, why + where
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Per-submission limits of both sandboxed runs."""
+
+    wall_seconds: float
+    memory_mb: int
+    cell_timeout: int | None
+    max_processes: int = 256
+    max_file_mb: int = 256
+    isolate: bool = True
+
+
+def hidden_paths(course: Course, work: Path) -> tuple[str, ...]:
+    """Folders a submission must not see: the real course, the repository's solutions,
+    every temporary folder (the other submissions' boxes are there) and shared memory."""
+    import arlab
+
+    repo_solutions = Path(arlab.__file__).resolve().parents[2] / "solutions"
+    found = [course.root, repo_solutions, Path(tempfile.gettempdir()), Path("/tmp"), work,
+             Path("/dev/shm"), Path.home()]
+    return tuple(str(p) for p in found if p.is_dir() and str(p) != "/")
+
+
+def exposed_paths() -> tuple[str, ...]:
+    """Folders the sandboxed interpreter needs even when they lie under a hidden one (a
+    Python installed in the grader's home): its prefixes and every folder on its path."""
+    import sys
+
+    found = {sys.base_prefix, sys.prefix, *(p for p in sys.path if p and os.path.isabs(p))}
+    return tuple(sorted(p for p in found if os.path.isdir(p)))
+
+
+def _sandboxed(box: Path, course_dir: Path, kind: str, assignment: str, student: str,
+               env: dict[str, str], log: Path, limits: Limits, hide: tuple[str, ...],
+               spec: str = "") -> sandbox.Ended:
+    job = sandbox.Job(course=str(course_dir), assignment=assignment, student=student, env=env,
+                      log=str(log), wall_seconds=limits.wall_seconds, kind=kind,
+                      box=str(box), hide=hide, fsize_mb=limits.max_file_mb,
+                      nproc=limits.max_processes, memory_mb=limits.memory_mb,
+                      probe_spec=spec, expose=exposed_paths(), isolate=limits.isolate)
+    return sandbox.run(job)
+
+
+def _run_probes(course: Course, assignment: str, student: str, work: Path, defs: Definitions,
+                parts: dict[str, dict[str, object]], env: dict[str, str], limits: Limits,
+                hide: tuple[str, ...]) -> tuple[dict[str, Path], str]:
+    """The black-box run of each notebook with parts: returns notebook -> results folder, and
+    why the run did not finish (empty when it did)."""
+    found, why = {}, ""
+    for name, cells in parts.items():
+        path = course.submitted(student, assignment) / f"{name}.ipynb"
+        if not cells or not path.exists():
+            continue
+        box = work / f"{student}.probe-{name}"
+        box.mkdir()
+        try:
+            code = trusted.probe_cells(read_notebook(path),
+                                       read_notebook(course.source(assignment) / f"{name}.ipynb"),
+                                       defs.autograded(name), defs.locked[name])
+        except Exception as err:  # noqa: BLE001 - an unreadable notebook: every part fails
+            why = f"the notebook could not be read ({type(err).__name__})"
+            continue
+        spec = trusted.write_spec(box, code, sorted(cells), limits.cell_timeout)
+        ended = _sandboxed(box, box, "probe", assignment, student, env,
+                           work / f"{student}.probe-{name}.log", limits, hide, str(spec))
+        if ended.timed_out:
+            why = f"the probe run was stopped after {limits.wall_seconds:g} s"
+        elif not ended.ok:
+            why = f"the probe run failed (exit code {ended.exitcode})"
+        found[name] = box / "out"
+    return found, why
+
+
 def _grade_one(course: Course, assignment: str, student: str, template: Path, work: Path,
-               notebooks: list[str], wall_seconds: float, memory_mb: int,
-               workers: int, cell_timeout: int | None) -> _Outcome:
-    """Runs in a worker thread: prepare the throwaway course, run the job, read what it left.
-    Whatever the submission did, this returns an outcome (it never raises for it)."""
-    root = work / student
+               defs: Definitions, limits: Limits, workers: int,
+               parts: dict[str, dict[str, object]], hide: tuple[str, ...]) -> _Outcome:
+    """Runs in a worker thread: prepare the throwaway course, run the job, read what it left,
+    then run the probes. Whatever the submission did, this returns an outcome."""
+    notebooks, wall_seconds = defs.notebooks, limits.wall_seconds
+    box = work / student
+    root = box / "course"
     submitted = course.submitted(student, assignment)
     shutil.copytree(template, root)
     copy_tree_files(submitted, root / "submitted" / student / assignment)
-    progress, log = work / f"{student}.progress", work / f"{student}.log"
-    job = sandbox.Job(course=str(root), assignment=assignment, student=student,
-                      env=_job_env(memory_mb, workers, progress, cell_timeout), log=str(log),
-                      wall_seconds=wall_seconds)
-    ended = sandbox.run(job)
+    progress, log = box / "progress", work / f"{student}.log"
+    progress.mkdir()
+    env = _job_env(limits.memory_mb, workers, progress, limits.cell_timeout)
+    ended = _sandboxed(box, root, "autograde", assignment, student, env, log, limits, hide)
     if ended.timed_out:
         why = (f"stopped after {wall_seconds:g} s, the limit for one submission; cells that "
                "finished before kept their points")
@@ -226,7 +313,9 @@ def _grade_one(course: Course, assignment: str, student: str, template: Path, wo
             problem = f"{name}: what grading left could not be read ({err}); 0 points"
         if problem:
             reasons.append(problem)
-    return _Outcome(student, graded, reasons, ended.seconds)
+    probes, probe_why = _run_probes(course, assignment, student, work, defs, parts, env,
+                                    limits, hide)
+    return _Outcome(student, graded, reasons, ended.seconds, probes, probe_why)
 
 
 def _score_test(cell, max_score: float) -> float:
@@ -306,13 +395,51 @@ def _finalise(nb, name: str, defs: Definitions, limits: tuple[int, int], reasons
     for exercise, why in refused.items():
         reasons.append(f"{exercise}: 0 points, the answer uses arlab's reference ({why[0]})")
         comments[exercise] = "Refused (0 points): " + "; ".join(why)
-    reasons.extend(_cell_reasons(nb))
+
     return {contract.grade_id(c): c for c in nb.cells if contract.grade_id(c)}
 
 
+def _trusted_output(verdict: trusted.Verdict):
+    if verdict.passed:
+        return nbformat.v4.new_output("stream", name="stdout", text=verdict.message + "\n")
+    return error_output("GradingError", verdict.message)
+
+
+def _apply_trusted(outcome: _Outcome, defs: Definitions, parts: dict[str, dict[str, object]],
+                   scores: dict[str, float | None], cells: dict[str, dict[str, object]],
+                   refused: set[str], reasons: list[str]) -> tuple[list[str], list[str]]:
+    """Replace the in-kernel scores of cells with parts by the judged ones; returns (review
+    lines, untrusted test cells)."""
+    review, untrusted = [], []
+    for name in defs.notebooks:
+        mine = parts.get(name, {})
+        verdicts = trusted.judge(outcome.probes[name], mine, outcome.probe_why) \
+            if name in outcome.probes else \
+            {c: trusted.Verdict(False, "not evaluated: no submitted notebook") for c in mine}
+        for grade_id in sorted(defs.autograded(name)):
+            if grade_id not in mine:
+                untrusted.append(grade_id)
+                continue
+            verdict = verdicts[grade_id]
+            exercise = contract.exercise_of(grade_id, defs.by_notebook[name])
+            full = defs.grade_cells[name][grade_id]
+            points = full if verdict.passed and exercise not in refused else 0.0
+            kernel = scores.get(grade_id)
+            if kernel is not None and kernel != points:
+                review.append(f"{grade_id}: the notebook run gave {kernel:g}, the trusted "
+                              f"check {points:g}"
+                              + ("" if verdict.passed else f" ({verdict.message[:160]})"))
+            scores[grade_id] = points
+            cell = cells[name].get(grade_id)
+            if cell is not None and exercise not in refused:
+                cell.outputs = [_trusted_output(verdict)]
+    return review, untrusted
+
+
 def _evaluate(outcome: _Outcome, defs: Definitions, limits: tuple[int, int], reasons: list[str],
-              comments: dict[str, str]):
-    """Scores and cells of every notebook of a submission (may raise on a mangled one)."""
+              comments: dict[str, str], parts: dict[str, dict[str, object]] | None = None):
+    """Scores and cells of every notebook of a submission (may raise on a mangled one), and
+    the review lines and untrusted cells of the trusted check."""
     scores: dict[str, float | None] = {}
     cells: dict[str, dict[str, object]] = {}
     for name in defs.notebooks:
@@ -328,11 +455,18 @@ def _evaluate(outcome: _Outcome, defs: Definitions, limits: tuple[int, int], rea
             elif cell is not None and _first_error(cell) is None and \
                     scores[grade_id] is not None and scores[grade_id] < max_score:
                 reasons.append(f"{grade_id}: partial credit {scores[grade_id]:g}/{max_score:g}")
-    return scores, cells
+    refused = {ex for ex, text in comments.items() if text.startswith("Refused")}
+    review, untrusted = _apply_trusted(outcome, defs, parts or {}, scores, cells, refused,
+                                       reasons)
+    for name in defs.notebooks:
+        nb = outcome.notebooks.get(name)
+        if nb is not None:
+            reasons.extend(_cell_reasons(nb))
+    return scores, cells, review, untrusted
 
 
 def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions,
-           limits: tuple[int, int]) -> Result:
+           limits: tuple[int, int], parts: dict[str, dict[str, object]] | None = None) -> Result:
     """Finalise each graded notebook, score it with the real points, write course files and
     gradebook. Runs in the main thread only (one gradebook writer); a notebook it cannot
     read scores 0 instead of stopping the run."""
@@ -341,13 +475,15 @@ def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions
     reasons = list(outcome.reasons)
     comments: dict[str, str] = {}
     try:
-        scores, cells = _evaluate(outcome, defs, limits, reasons, comments)
+        scores, cells, review, untrusted = _evaluate(outcome, defs, limits, reasons, comments,
+                                                     parts)
         notebooks = outcome.notebooks
     except Exception as err:  # noqa: BLE001 - a hostile notebook must not stop the others
         reasons.append(f"the graded notebook could not be read ({type(err).__name__}: "
                        f"{str(err)[:200]}); 0 points")
         scores = {g: 0.0 for name in defs.notebooks for g in defs.grade_cells[name]}
         cells, notebooks = {name: {} for name in defs.notebooks}, {}
+        review, untrusted = [], sorted(g for n in defs.notebooks for g in defs.autograded(n))
 
     dest = course.autograded(outcome.student, assignment)
     if dest.exists():
@@ -363,6 +499,9 @@ def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions
                 write_notebook(nb, dest / f"{name}.ipynb")
             except Exception as err:  # noqa: BLE001 - scores stand; the file is for reading
                 reasons.append(f"{name}: the graded notebook could not be written ({err})")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "grading.json").write_text(json.dumps(
+        {"scores": scores, "review": review, "untrusted": untrusted}, indent=1) + "\n")
     stamp = submitted / "timestamp.txt"
     text = stamp.read_text().strip() if stamp.exists() else ""
     if text:
@@ -391,7 +530,8 @@ def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions
     per_exercise = {ex: sum(scores.get(t) or 0.0 for t in tests)
                     for ex, tests in defs.exercises.items()}
     total = sum(s or 0.0 for s in scores.values())
-    return Result(outcome.student, total, defs.max_total, per_exercise, reasons, outcome.seconds)
+    return Result(outcome.student, total, defs.max_total, per_exercise, reasons, outcome.seconds,
+                  review, untrusted)
 
 
 def _checksum(cell) -> str:
@@ -406,11 +546,16 @@ def _checksum(cell) -> str:
 def autograde(course: Course, assignment: str, workers: int = 2, wall_seconds: float = 1800,
               memory_mb: int = 8192, students: list[str] | None = None,
               cell_timeout: int | None = None,
-              report: Callable[[str], None] = print) -> list[Result]:
+              report: Callable[[str], None] = print, max_processes: int = 256,
+              max_file_mb: int = 256, trusted_grading: bool = True) -> list[Result]:
     """Grade every submission (or ``students``), ``workers`` at a time; see the module doc.
 
-    ``wall_seconds``: limit for one submission's whole run; ``memory_mb``: the kernel's
-    address-space limit; ``cell_timeout``: seconds per cell (default: the course config's).
+    ``wall_seconds``: limit for each of a submission's two runs; ``memory_mb``: the kernel's
+    (and the probe run's) address-space limit; ``cell_timeout``: seconds per cell (default:
+    the course config's); ``max_processes``: processes and threads of one run (a pids cgroup
+    where writable, else RLIMIT_NPROC of its own uid); ``max_file_mb``: largest file a run
+    may write; ``trusted_grading=False`` grades the old way (in-kernel scores, no
+    confinement beyond the process-group kill: for comparisons, never for real grading).
     """
     course.require_released(assignment)
     found = course.students(assignment)
@@ -429,18 +574,25 @@ def autograde(course: Course, assignment: str, workers: int = 2, wall_seconds: f
     config = load_config(course)
     limits = (int(config.LimitOutputSize.get("max_chars", 10_000)),
               int(config.LimitOutputSize.get("max_data_chars", 2_000_000)))
+    parts = {name: trusted.parts_for(assignment, defs.autograded(name)) if trusted_grading
+             else {} for name in defs.notebooks}
+    run_limits = Limits(wall_seconds, memory_mb, cell_timeout, max_processes, max_file_mb,
+                        trusted_grading)
+    report(f"sandbox: {confine.describe()}")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix=f"arlab-grade-{assignment}-") as tmp:
         work = Path(tmp)
+        os.chmod(work, 0o711)  # each sandbox uid reaches its own box, lists nothing
         template = _template(course, assignment, work / "_template")
+        hide = hidden_paths(course, work)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(_grade_one, course, assignment, s, template, work,
-                                   defs.notebooks, wall_seconds, memory_mb, workers,
-                                   cell_timeout)
+            futures = [pool.submit(_grade_one, course, assignment, s, template, work, defs,
+                                   run_limits, workers, parts, hide)
                        for s in found]
             for future in as_completed(futures):
-                result = _merge(course, assignment, future.result(), defs, limits)
+                result = _merge(course, assignment, future.result(), defs, limits, parts)
                 results.append(result)
+                flag = f"; REVIEW: {'; '.join(result.review)}" if result.review else ""
                 report(f"graded {result.student}: {result.total:g}/{result.max_total:g} "
-                       f"({result.seconds:.1f} s)")
+                       f"({result.seconds:.1f} s){flag}")
     return sorted(results, key=lambda r: r.student)

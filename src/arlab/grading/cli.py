@@ -79,6 +79,12 @@ def _autograde(args) -> int:
     for r in results:
         for reason in r.reasons:
             print(f"{r.student}: {reason}")
+    for r in results:
+        if r.review:
+            print(f"REVIEW {r.student}: " + "; ".join(r.review))
+    untrusted = sorted({c for r in results for c in r.untrusted})
+    if untrusted:
+        print(f"untrusted (scored in the student's kernel only): {', '.join(untrusted)}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from arlab.grading.autograde import definitions
@@ -36,13 +37,15 @@ def feedback(course: Course, assignment: str, students: list[str] | None = None)
 
 
 def export(course: Course, assignment: str, out: str | Path) -> list[list[str]]:
-    """Write ``student, assignment, total, max_total, <exercise>...`` to ``out``; an
+    """Write ``student, assignment, total, max_total, <exercise>..., review`` to ``out``; an
     exercise's points are the sum of its test cells (``test_<name>``, ``test_<name>_2``...).
-    Students in the gradebook without a submission get zeros. Returns the rows written."""
+    ``review`` holds why a submission needs a look (the in-kernel and the trusted results
+    disagree), empty otherwise. Students in the gradebook without a submission get zeros.
+    Returns the rows written."""
     from nbgrader.api import Gradebook
 
     defs = definitions(course, assignment)
-    header = ["student", "assignment", "total", "max_total", *defs.exercises]
+    header = ["student", "assignment", "total", "max_total", *defs.exercises, "review"]
     rows = [header]
     with Gradebook(course.db_url) as gb:
         found = gb.find_assignment(assignment)
@@ -57,9 +60,21 @@ def export(course: Course, assignment: str, out: str | Path) -> list[list[str]]:
             per_exercise = [sum(scores.get(t, 0.0) for t in tests)
                             for tests in defs.exercises.values()]
             rows.append([student, assignment, format_points(sum(scores.values())),
-                         format_points(defs.max_total), *map(format_points, per_exercise)])
+                         format_points(defs.max_total), *map(format_points, per_exercise),
+                         review_note(course, assignment, student)])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows(rows)
     return rows
+
+
+def review_note(course: Course, assignment: str, student: str) -> str:
+    """The autograder's review lines for a student (``grading.json``, written by the trusted
+    parent), joined by `` | ``; empty when there is nothing to review."""
+    path = course.autograded(student, assignment) / "grading.json"
+    try:
+        review = json.loads(path.read_text(encoding="utf-8")).get("review", [])
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return " | ".join(str(r) for r in review)

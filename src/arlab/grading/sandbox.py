@@ -9,6 +9,13 @@ jupyter_client puts in a session of its own) and the kernel's children are found
 ``/proc`` while the job runs, and their process groups are killed at the end. The memory limit
 is applied to the kernel at launch (see
 :class:`arlab.grading.preprocessors.LimitedKernelManager`). POSIX only (fork).
+
+Each grading process is also confined before it runs anything of the student's (see
+:mod:`arlab.grading.confine`): a pids (and memory) cgroup, a private mount namespace that
+hides the real course, the solutions and every other submission, a network namespace with
+only a loopback device, file-size and process limits, and an unprivileged uid of its own.
+Two kinds of job: ``autograde`` (nbgrader in the throwaway course) and ``probe`` (the
+submission's code and the graded parts' probes, :mod:`arlab.grading.probe_runner`).
 """
 from __future__ import annotations
 
@@ -40,6 +47,17 @@ class Job:
     log: str
     wall_seconds: float
     id: str = ""
+    kind: str = "autograde"        # or "probe"
+    box: str = ""                  # the only folder of the job's own that stays visible
+    hide: tuple[str, ...] = ()     # folders covered by an empty tmpfs
+    expose: tuple[str, ...] = ()   # folders bound back when under a cover (the interpreter)
+    uid: int | None = None         # unprivileged uid to run as (root only)
+    cgroups: tuple[str, ...] = ()  # cgroup folders the process joins first
+    fsize_mb: int = 256
+    nproc: int = 256
+    memory_mb: int = 0
+    probe_spec: str = ""
+    isolate: bool = True           # False: only the process-group kill (benchmarks)
 
 
 @dataclass(frozen=True)
@@ -64,8 +82,15 @@ def _child(job: Job) -> int:
     sys.stderr = open(2, "w", closefd=False)
     os.environ.clear()
     os.environ.update(job.env)
-    os.chdir(job.course)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from arlab.grading import confine
+
+    for note in confine.confine(job) if job.isolate else ["not isolated"]:
+        print(f"sandbox: {note}", flush=True)
+    os.chdir(job.course)
+    if job.kind == "probe":  # a fresh interpreter: nothing of the fork server is shared
+        os.execv(sys.executable, [sys.executable, "-m", "arlab.grading.probe_runner",
+                                  job.probe_spec])
     from nbgrader.converters import Autograde
 
     from arlab.grading.course import Course, GradingError, run_converter
@@ -238,9 +263,23 @@ def _kill_groups(groups: set[int]) -> None:
 
 
 def run(job: Job, start_timeout: float = 300) -> Ended:
-    """Run ``job`` in its own process; kill it and its process tree after ``wall_seconds``."""
+    """Run ``job`` in its own process; kill it and its process tree after ``wall_seconds``
+    (and, at the end, every process left in its cgroups)."""
+    from arlab.grading import confine
+
     server = _server()
-    job = Job(**{**asdict(job), "id": f"{os.getpid()}-{next(_IDS)}"})
+    number = next(_IDS)
+    job_id = f"{os.getpid()}-{number}"
+    cgroups = confine.make_cgroups(job_id, job.nproc, job.memory_mb) if job.isolate else []
+    uid = confine.sandbox_uid(number) if confine.is_root() and job.isolate else None
+    job = Job(**{**asdict(job), "id": job_id, "cgroups": tuple(cgroups), "uid": uid})
+    try:
+        return _supervise(server, job, start_timeout)
+    finally:
+        confine.remove_cgroups(cgroups)
+
+
+def _supervise(server: _Server, job: Job, start_timeout: float) -> Ended:
     if not server.ready.wait(start_timeout) or not server.alive():
         return Ended(None, False, 0.0)
     slot = server.submit(job)

@@ -1,0 +1,84 @@
+"""The black-box half of trusted grading, run INSIDE the sandbox (it runs student code):
+``python -m arlab.grading.probe_runner SPEC.json``.
+
+The spec (written by the trusted parent) lists the code cells to run, in order: the
+submission's answers and added cells, and the read-only given cells as the SOURCE has them;
+no test cell. They run in an IPython shell (magics work; ``!`` lines are skipped), each cell's
+error is caught and the run goes on, as nbgrader would. Then every part's ``probe`` runs on
+the notebook namespace through :func:`arlab.grading.parts.run_probe`, each under its own
+time limit, each failure caught separately. Written to ``out``: ``arrays.npz`` (keys
+``<test cell>::<name>``, numbers only) and ``errors.json`` (test cell -> message). The
+student's prints go nowhere: nothing printed here is read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+SEP = "::"
+
+
+class _TimeUp(Exception):
+    pass
+
+
+def _alarm(seconds: int) -> None:
+    def ring(signum, frame):
+        raise _TimeUp(f"took longer than {seconds} s")
+
+    signal.signal(signal.SIGALRM, ring)
+    signal.alarm(seconds)
+
+
+def _without_shell_lines(source: str) -> str:
+    """``!cmd`` lines (installs in Colab) become ``pass``: nothing to fetch here."""
+    return "\n".join(line[:len(line) - len(line.lstrip())] + "pass"
+                     if line.lstrip().startswith("!") else line for line in source.splitlines())
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    out = Path(spec["out"])
+    sink = open(os.devnull, "w")
+    sys.stdout = sys.stderr = sink
+    import numpy as np
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from arlab.grading import homework  # noqa: F401  (registers every part)
+    from arlab.grading.parts import PARTS, run_probe
+
+    shell = InteractiveShell.instance()
+    timeout = int(spec.get("cell_timeout") or 300)
+    for source in spec["cells"]:
+        try:
+            _alarm(timeout)
+            shell.run_cell(_without_shell_lines(source), store_history=False, silent=True)
+        except BaseException:  # noqa: BLE001 - the student's error: the next cell still runs
+            pass
+        finally:
+            signal.alarm(0)
+        sys.stdout = sys.stderr = sink
+    arrays, errors = {}, {}
+    for cell in spec["parts"]:
+        try:
+            _alarm(timeout)
+            found = run_probe(PARTS[cell], shell.user_ns)
+            signal.alarm(0)
+            arrays.update({f"{cell}{SEP}{key}": value for key, value in found.items()})
+        except BaseException as err:  # noqa: BLE001 - each part fails on its own
+            signal.alarm(0)
+            text = str(err) if type(err).__name__ == "GradingError" else \
+                f"{type(err).__name__}: {err}"
+            errors[cell] = text[:1000]
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "arrays.npz", **arrays)
+    (out / "errors.json").write_text(json.dumps(errors))
+    sink.flush()
+    os._exit(0)  # no atexit hooks of the student's after the results are written
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
