@@ -36,7 +36,7 @@ from typing import Callable
 import nbformat
 
 from arlab.grading import confine, contract, sandbox, trusted
-from arlab.grading.course import (CONFIG_NAME, Course, GradingError, copy_tree_files,
+from arlab.grading.course import (CONFIG_NAME, Course, CourseError, copy_tree_files,
                                   load_config, read_notebook, write_notebook)
 from arlab.grading.preprocessors import (NOT_RUN, apply_refusals, error_output,
                                          limit_cell_outputs, mark_not_run, stderr_as_stdout)
@@ -89,7 +89,7 @@ def definitions(course: Course, assignment: str) -> Definitions:
         try:
             found = gb.find_assignment(assignment)
         except MissingEntry:
-            raise GradingError(f"{assignment} is not in {course.gradebook}; run `arlab-grade "
+            raise CourseError(f"{assignment} is not in {course.gradebook}; run `arlab-grade "
                                f"release {assignment} --course {course.root}` first.") from None
         grade_cells = {nb.name: {c.name: float(c.max_score) for c in nb.grade_cells}
                        for nb in found.notebooks}
@@ -562,11 +562,11 @@ def autograde(course: Course, assignment: str, workers: int = 2, wall_seconds: f
     if students:
         missing = sorted(set(students) - set(found))
         if missing:
-            raise GradingError(f"no submission of {assignment} for {', '.join(missing)} in "
+            raise CourseError(f"no submission of {assignment} for {', '.join(missing)} in "
                                f"{course.root / 'submitted'}; run `arlab-grade collect` first.")
         found = [s for s in found if s in students]
     if not found:
-        raise GradingError(f"no submissions of {assignment} in {course.root / 'submitted'}; "
+        raise CourseError(f"no submissions of {assignment} in {course.root / 'submitted'}; "
                            f"run `arlab-grade collect {assignment} DOWNLOAD --course "
                            f"{course.root}` first.")
     sandbox.warm_up()  # the fork server imports nbgrader while the course is prepared

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from arlab.grading.course import Course, GradingError, format_points, format_table
+from arlab.grading.course import Course, CourseError, format_points, format_table
 
 
 def _release(args) -> int:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except GradingError as err:
+    except CourseError as err:
         print(f"arlab-grade {args.command}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

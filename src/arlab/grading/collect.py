@@ -21,7 +21,7 @@ from typing import Callable
 
 import nbformat
 
-from arlab.grading.course import Course, GradingError, nbgrader_timestamp
+from arlab.grading.course import Course, CourseError, nbgrader_timestamp
 
 CANVAS = re.compile(r"(?P<student>[^_/]+)_(?:(?P<late>LATE)_)?(?P<user_id>\d+)_"
                     r"(?P<submission_id>\d+)_(?P<filename>.+)")
@@ -65,7 +65,7 @@ def parse_timezone(text: str | None) -> tzinfo | None:
     try:
         return ZoneInfo(text.strip())
     except (ZoneInfoNotFoundError, ValueError):
-        raise GradingError(f"unknown time zone {text!r}; use an IANA name such as "
+        raise CourseError(f"unknown time zone {text!r}; use an IANA name such as "
                            "Europe/Berlin, UTC, or an offset such as +02:00.") from None
 
 
@@ -89,7 +89,7 @@ def parse_moment(text: str, zone: tzinfo | None = None) -> datetime:
     try:
         return _aware(dateutil.parser.parse(text), zone)
     except (ValueError, OverflowError):
-        raise GradingError(f"cannot read the time {text!r} matched by --pattern; use ISO 8601 "
+        raise CourseError(f"cannot read the time {text!r} matched by --pattern; use ISO 8601 "
                            "such as 2024-01-31T23:59:59+01:00.") from None
 
 
@@ -121,7 +121,7 @@ def _listing(download: Path, zone: tzinfo | None) -> list[tuple[str, datetime, C
                 items.append((info.filename, _zip_moment(info, zone),
                               lambda name=info.filename: archive.read(name)))
     else:
-        raise GradingError(f"{download} is neither a folder nor a zip file; pass the LMS "
+        raise CourseError(f"{download} is neither a folder nor a zip file; pass the LMS "
                            "download (the zip, or the folder it unpacks to).")
     return [i for i in items if not any(p in _SKIP_PARTS or p.startswith(".")
                                         for p in PurePosixPath(i[0]).parts)]
@@ -148,7 +148,7 @@ def find_files(download: Path, pattern: str | None = None,
     if pattern:
         regex = re.compile(pattern)
         if "student" not in regex.groupindex:
-            raise GradingError("--pattern needs a named group student, e.g. "
+            raise CourseError("--pattern needs a named group student, e.g. "
                                r"'(?P<student>[^/]+)/.*\.ipynb'.")
         for path, moment, read in items:
             match = regex.search(path)
@@ -193,7 +193,7 @@ def collect(course: Course, assignment: str, download: str | Path, pattern: str 
     notebooks = course.notebooks(assignment)
     download = Path(download)
     if not download.exists():
-        raise GradingError(f"{download} does not exist; pass the path of the LMS download.")
+        raise CourseError(f"{download} does not exist; pass the path of the LMS download.")
     files, unknown = find_files(download, pattern, parse_timezone(zone))
     problems = [f"{p}: cannot tell whose file this is (not a Canvas name, not in a student "
                 f"folder); collect with --pattern" for p in unknown]
@@ -239,7 +239,7 @@ def collect(course: Course, assignment: str, download: str | Path, pattern: str 
             problems.append(f"{student}: no notebook among {', '.join(i.path for i in items)}")
         collected.append(entry)
     if not collected:
-        raise GradingError(f"found no submissions in {download}; check the download, or pass "
+        raise CourseError(f"found no submissions in {download}; check the download, or pass "
                            "--pattern with a named group student.")
     return collected, problems
 

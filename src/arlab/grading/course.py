@@ -21,7 +21,7 @@ import nbformat
 CONFIG_NAME = "nbgrader_config.py"
 
 
-class GradingError(Exception):
+class CourseError(Exception):
     """A problem the instructor can fix; the message says what to do."""
 
 
@@ -65,7 +65,7 @@ class Course:
         folder = self.source(assignment)
         names = sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
         if not names:
-            raise GradingError(
+            raise CourseError(
                 f"no notebooks in {folder}; run `arlab-grade release {assignment} --course "
                 f"{self.root}` first (it copies solutions/{assignment} there).")
         return names
@@ -73,7 +73,7 @@ class Course:
     def require_released(self, assignment: str) -> None:
         self.notebooks(assignment)
         if not self.gradebook.exists() or not self.release(assignment).is_dir():
-            raise GradingError(
+            raise CourseError(
                 f"{assignment} is not released in {self.root}; run `arlab-grade release "
                 f"{assignment} --course {self.root}` first.")
 
@@ -96,7 +96,7 @@ def find_grader_config(explicit: str | Path | None = None) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise GradingError(
+    raise CourseError(
         f"cannot find the nbgrader config (looked at {', '.join(map(str, candidates))}); pass "
         "--config PATH to the grader/nbgrader_config.py of the arlab repository.")
 
@@ -115,7 +115,7 @@ def load_config(course: Course):
     from traitlets.config.loader import PyFileConfigLoader
 
     if not course.config.exists():
-        raise GradingError(f"{course.config} is missing; run `arlab-grade release ASSIGNMENT "
+        raise CourseError(f"{course.config} is missing; run `arlab-grade release ASSIGNMENT "
                            f"--course {course.root}` (it installs the config), or copy "
                            "grader/nbgrader_config.py there.")
     return PyFileConfigLoader(CONFIG_NAME, path=str(course.root)).load_config()
@@ -132,7 +132,7 @@ def ensure_tools_on_path() -> None:
 def run_converter(converter_cls, course: Course, assignment: str, student: str | None = None,
                   **attributes) -> str:
     """Run one nbgrader converter (GenerateAssignment, Autograde, GenerateFeedback) on the
-    course in this process; returns its log, raises GradingError with the log's tail."""
+    course in this process; returns its log, raises CourseError with the log's tail."""
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.utils import capture_log
 
@@ -149,7 +149,7 @@ def run_converter(converter_cls, course: Course, assignment: str, student: str |
     log = result.get("log", "")
     if not result["success"]:
         tail = "\n".join((log + "\n" + result.get("error", "")).strip().splitlines()[-25:])
-        raise GradingError(f"nbgrader {converter_cls.__name__} failed for {assignment}:\n{tail}\n"
+        raise CourseError(f"nbgrader {converter_cls.__name__} failed for {assignment}:\n{tail}\n"
                            "Fix the notebook or setting the log names, then run the command "
                            "again.")
     return log

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from arlab.grading import contract
-from arlab.grading.course import (Course, GradingError, format_table, read_notebook,
+from arlab.grading.course import (Course, CourseError, format_table, read_notebook,
                                   write_notebook)
 from arlab.grading.imports import _python_source
 
@@ -183,7 +183,7 @@ def check(course: Course, assignment: str, students: list[str] | None = None,
     results: dict[str, list[Report]] = {}
     chosen = students or course.students(assignment)
     if not chosen:
-        raise GradingError(f"no submissions of {assignment} in {course.root / 'submitted'}; run "
+        raise CourseError(f"no submissions of {assignment} in {course.root / 'submitted'}; run "
                            f"`arlab-grade collect {assignment} DOWNLOAD --course {course.root}`.")
     for student in chosen:
         results[student] = []

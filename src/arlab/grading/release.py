@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from arlab.grading import contract
-from arlab.grading.course import (Course, GradingError, copy_tree_files, find_grader_config,
+from arlab.grading.course import (Course, CourseError, copy_tree_files, find_grader_config,
                                   install_config, read_notebook, run_converter, write_notebook)
 
 
@@ -48,7 +48,7 @@ def export_release(course: Course, assignment: str, out_dir: str | Path) -> list
 def _copy_source(solutions_dir: Path, course: Course, assignment: str) -> None:
     src = solutions_dir / assignment
     if not any(src.glob("*.ipynb")):
-        raise GradingError(f"no source notebooks in {src}; --solutions must be the folder that "
+        raise CourseError(f"no source notebooks in {src}; --solutions must be the folder that "
                            f"holds {assignment}/ (the repo's solutions/).")
     dest = course.source(assignment)
     if dest.exists():

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from arlab.grading.autograde import definitions
-from arlab.grading.course import Course, GradingError, format_points, run_converter
+from arlab.grading.course import Course, CourseError, format_points, run_converter
 
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 
@@ -21,7 +21,7 @@ def feedback(course: Course, assignment: str, students: list[str] | None = None)
     have = sorted(p.parent.name for p in graded.glob(f"*/{assignment}")) if graded.is_dir() else []
     wanted = [s for s in have if not students or s in students]
     if not wanted:
-        raise GradingError(f"nothing autograded for {assignment} in {graded}; run "
+        raise CourseError(f"nothing autograded for {assignment} in {graded}; run "
                            f"`arlab-grade autograde {assignment} --course {course.root}` first.")
     for student in wanted if students else [None]:  # None: every student in one run
         run_converter(GenerateFeedback, course, assignment, student, force=True)
@@ -30,7 +30,7 @@ def feedback(course: Course, assignment: str, students: list[str] | None = None)
     for page in leaking:
         page.unlink()
     if leaking:
-        raise GradingError(f"{len(leaking)} feedback pages showed hidden tests and were deleted; "
+        raise CourseError(f"{len(leaking)} feedback pages showed hidden tests and were deleted; "
                            "restore HideHiddenTests in GenerateFeedback.preprocessors of "
                            f"{course.config} (see grader/nbgrader_config.py).")
     return pages

@@ -93,13 +93,13 @@ def _child(job: Job) -> int:
                                   job.probe_spec])
     from nbgrader.converters import Autograde
 
-    from arlab.grading.course import Course, GradingError, run_converter
+    from arlab.grading.course import Course, CourseError, run_converter
 
     try:
         print(run_converter(Autograde, Course.at(job.course), job.assignment, job.student,
                             force=True, create_student=True))
         return 0
-    except GradingError as err:
+    except CourseError as err:
         print(err, file=sys.stderr)
         return 3
 
@@ -208,9 +208,9 @@ class _Server:
 def _server() -> _Server:
     global _SERVER
     if not hasattr(os, "fork"):
-        from arlab.grading.course import GradingError
+        from arlab.grading.course import CourseError
 
-        raise GradingError("autograde needs a POSIX system (Linux or macOS) to sandbox the "
+        raise CourseError("autograde needs a POSIX system (Linux or macOS) to sandbox the "
                            "submissions; run it there.")
     with _SERVER_LOCK:
         if _SERVER is None or not _SERVER.alive():
