@@ -27,9 +27,13 @@ lab: setup
 	@echo "arlab: starting JupyterLab on notebooks/ (Ctrl-C to stop)"
 	@$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
+TEST_ENV := ARLAB_BUDGET=smoke MPLBACKEND=Agg OMP_NUM_THREADS=1
+
 test: setup
 	@echo "arlab: running the test suite with ARLAB_BUDGET=smoke on $(JOBS) workers"
-	@ARLAB_BUDGET=smoke MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	@$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) -m "not grading_e2e" $(PYTEST_ARGS)
+	@echo "arlab: whole autograde runs (real nbgrader, sandboxed)"
+	@$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) -m grading_e2e $(PYTEST_ARGS)
 
 walkthrough: setup
 	@$(BIN)/python -m arlab.walkthrough --out build/walkthrough

@@ -20,19 +20,21 @@ PUBLISHED = {
 }
 
 
-def datasets(quick: bool):
+LOADERS = {"mnist": lambda: D.mnist(verbose=False), "shapes": D.shapes, "digits": D.digits}
+
+
+def datasets(quick: bool, names=None):
     if quick:
-        s = D.shapes(n_train=256, n_test=64, size=8)
-        return {"shapes": s}
-    return {"mnist": D.mnist(verbose=False), "shapes": D.shapes(), "digits": D.digits()}
+        return {"shapes": D.shapes(n_train=256, n_test=64, size=8)}
+    return {name: LOADERS[name]() for name in (names or LOADERS)}
 
 
 def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: int = 2,
-         models=None) -> Record:
+         models=None, data=None) -> Record:
     budget = "quick mode: 8x8 shapes, 5 steps" if quick else (
         f"{epochs} epochs at batch 64, Adam lr 1e-3, on {device}")
     rec = Record("quality", command, f"budget: {budget}; models as in benchmarks/models.py")
-    for dname, data in datasets(quick).items():
+    for dname, data in datasets(quick, data).items():
         for name in models or IMAGE_MODELS:
             model = build(name, data.data_shape, data.levels)
             hist = fit(model, data.train, data.test, epochs=epochs, batch_size=64, lr=1e-3,

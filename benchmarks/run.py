@@ -21,13 +21,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-save", action="store_true", help="print, do not record")
+    parser.add_argument("--epochs", type=int, default=2, help="quality: training epochs")
+    parser.add_argument("--datasets", default="mnist,shapes,digits",
+                        help="quality: comma-separated datasets")
+    parser.add_argument("--models", default=None, help="comma-separated image models")
     args = parser.parse_args(argv)
     for section in args.only.split(","):
         if section not in SECTIONS:
             parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
         print(f"== {section}", flush=True)
         module = importlib.import_module(f"benchmarks.{section}")
-        rec = module.main(quick=args.quick, device=args.device, command=command_line())
+        extra = {}
+        if section == "quality":
+            extra = {"epochs": args.epochs, "data": args.datasets.split(",")}
+        if args.models and section in ("quality", "throughput"):
+            extra["models"] = args.models.split(",")
+        rec = module.main(quick=args.quick, device=args.device, command=command_line(), **extra)
         if args.device != "cpu":
             rec.rename(f"{section}_{args.device}")
         if not args.no_save:

@@ -136,6 +136,7 @@ def test_release_is_deterministic_and_hides_solutions(released, tmp_path, capsys
 
 
 @pytest.mark.slow
+@pytest.mark.grading_e2e
 def test_workflow_release_collect_check_autograde_feedback_export(course, tmp_path, capsys,
                                                                  monkeypatch):
     monkeypatch.delenv("ARLAB_BUDGET", raising=False)  # the kernels must get smoke by default
@@ -215,6 +216,7 @@ EXPECTED = {  # student: (squares points, word_count points, text in the reasons
 
 
 @pytest.mark.slow
+@pytest.mark.grading_e2e
 def test_hostile_submissions_never_spoil_the_others(course, capsys):
     for student in EXPECTED:
         nb = submission(course, "solution" if student in ("good", "deleted_test", "colab")

@@ -337,6 +337,7 @@ def _expected(broken: list[str]) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.grading_e2e
 def test_autograde_scores_every_kind_of_submission_exactly(tmp_path):
     from arlab.grading.autograde import autograde
     from arlab.grading.release import release

@@ -111,6 +111,7 @@ def test_probe_cells_take_given_code_from_the_source_and_skip_tests():
 # --- slow: one autograde run with good, buggy and hostile submissions --------------------------
 @pytest.mark.slow
 @pytest.mark.skipif(not confine.is_root(), reason="the full sandbox needs root (namespaces)")
+@pytest.mark.grading_e2e
 def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
     from arlab.grading.autograde import autograde
     from arlab.grading.release import release
