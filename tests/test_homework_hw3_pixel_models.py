@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import importlib.util
 import io
 import math
@@ -19,18 +18,18 @@ import torch
 
 from arlab.grading import contract
 from arlab.grading.checks import GradingError
-from arlab.grading.course import Course, read_notebook, write_notebook
+from arlab.grading.course import read_notebook
 from arlab.grading.homework import hw3_pixel_models as hw
 from arlab.grading.imports import refusals
 from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe
 from arlab.models.gated_pixelcnn import GatedPixelCNNLayer
 from arlab.receptive import masked_conv_stack_receptive_field, pixel_map, receptive_field
+from homework_e2e import check_end_to_end, expected_points, solution_answers
 
 HW = "hw3_pixel_models"
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / HW / f"{HW}.ipynb"
 FIXTURES = Path(__file__).parent / "fixtures" / "homework" / HW
-CONFIG = ROOT / "grader" / "nbgrader_config.py"
 EXERCISES = ["pixelcnn_mask", "MaskedConv2d", "receptive_field_map", "GatedPixelCNNLayer",
              "causal_attention_mask", "CausalSelfAttention", "train_pixelcnn"]
 TRAIN_CELL = "test_train_pixelcnn"
@@ -323,55 +322,16 @@ def test_training_threshold_sits_between_untrained_and_reference():
 
 # --- end to end: nbgrader through the grading tool -----------------------------------------
 def _solution_answers() -> dict[str, str]:
-    keep = ("### BEGIN SOLUTION", "### END SOLUTION")
-    return {gid: "\n".join(line for line in cell.source.splitlines()
-                           if line.strip() not in keep)
-            for gid, cell in CELLS.items() if contract.is_answer(cell)}
+    return solution_answers(CELLS)
 
 
 def _expected(broken: list[str]) -> dict[str, float]:
     """Points per exercise when the test cells in ``broken`` fail."""
-    return {name: sum(p for cell, p in TEST_POINTS.items()
-                      if contract.exercise_of(cell, EXERCISES) == name and cell not in broken)
-            for name in EXERCISES}
+    return expected_points(TEST_POINTS, EXERCISES, broken)
 
 
 @pytest.mark.slow
 @pytest.mark.grading_e2e
 def test_autograde_scores_every_kind_of_submission_exactly(tmp_path):
-    from arlab.grading.autograde import autograde
-    from arlab.grading.release import release
-    from arlab.grading.reports import export
-
-    course = Course.at(tmp_path / "course")
-    release(HW, course, ROOT / "solutions", config=CONFIG)
-    released = read_notebook(course.release(HW) / f"{HW}.ipynb")
-    combined = {BUGS[b]["exercise"]: BUGS[b]["source"] for b in COMBINED}
-    assert sorted(combined) == sorted(EXERCISES)  # a bug in every exercise
-    submissions = {"solution": _solution_answers(), "starter": {}, "buggy": combined,
-                   "different": DIFFERENT}
-    for student, answers in submissions.items():
-        nb = copy.deepcopy(released)
-        for cell in nb.cells:
-            if contract.is_answer(cell) and contract.grade_id(cell) in answers:
-                cell.source = answers[contract.grade_id(cell)].strip("\n")
-        write_notebook(nb, course.submitted(student, HW) / f"{HW}.ipynb")
-
-    results = autograde(course, HW, workers=2, wall_seconds=600, report=lambda line: None)
-    reasons = {r.student: r.reasons for r in results}
-    export(course, HW, tmp_path / "grades.csv")
-    with open(tmp_path / "grades.csv", newline="") as fh:
-        rows = {row["student"]: row for row in csv.DictReader(fh)}
-
-    full = _expected([])
-    broken = [cell for b in COMBINED for cell in BUGS[b]["fails"]]
-    expected = {"solution": full, "different": full, "starter": dict.fromkeys(EXERCISES, 0.0),
-                "buggy": _expected(broken)}
-    assert sorted(rows) == sorted(expected)
-    for student, points in expected.items():
-        row = rows[student]
-        got = {name: float(row[name]) for name in EXERCISES}
-        assert got == points, (student, got, reasons[student])
-        assert float(row["total"]) == sum(points.values())
-        assert float(row["max_total"]) == sum(full.values()) == 23
-    assert sum(expected["buggy"].values()) == 11
+    check_end_to_end(tmp_path, HW, CELLS, TEST_POINTS, EXERCISES, BUGS, COMBINED, DIFFERENT,
+                     total=23, buggy_total=11)
