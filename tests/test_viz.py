@@ -470,4 +470,5 @@ def test_display_redraws_once_per_change(capsys):
     assert w.redraws == 2 and list(w.output_unit.options) == list(range(8))
     w.hidden.value = "4,oops"             # a bad setting is reported, not raised
     assert w.redraws == 3
-    assert "whole numbers" in capsys.readouterr().out
+    shown = "".join(o.get("text", "") for o in w.output.outputs)
+    assert "whole numbers" in shown            # the reason is shown where the figure was

@@ -68,14 +68,13 @@ class FigureWidget:
 
     def redraw(self) -> None:
         """Replace the figure in the output area by the current one."""
-        from IPython.display import clear_output, display
-
-        with self.output:
-            clear_output(wait=True)
-            try:
-                display(self.figure())
-            except ValueError as err:  # a setting the user can fix, e.g. "8,x" hidden sizes
-                print(f"Cannot draw this setting: {err}")
+        # Set the output's contents directly rather than capturing displays with
+        # ``with self.output:``: headless runners (nbclient) can stall on captured output.
+        self.output.outputs = ()
+        try:
+            self.output.append_display_data(self.figure())
+        except ValueError as err:  # a setting the user can fix, e.g. "8,x" hidden sizes
+            self.output.append_stdout(f"Cannot draw this setting: {err}\n")
         self.redraws += 1
 
     def show(self) -> None:
