@@ -66,10 +66,26 @@ class CausalConv1d(nn.Module):
         elif tuple(past.shape) != (n, c, self.history):
             raise ValueError(f"past must have shape {(n, c, self.history)} (batch, channels, "
                              f"history), got {tuple(past.shape)}.")
+        if x.shape[-1] == 1:
+            return self._step(x, past)
         full = torch.cat([past, x], dim=-1)
         if not self.include_current:
             full = full[..., :-1]
         return F.conv1d(full, self.weight, self.bias, dilation=self.dilation)
+
+    def _step(self, x: Tensor, past: Tensor) -> Tensor:
+        """One output position: gather the k taps and apply the kernel as a matrix.
+
+        The same numbers as the convolution, without its per-call setup, which dominates
+        cached generation (one position per layer per step)."""
+        k, d = self.kernel_size, self.dilation
+        if self.include_current:
+            taps = torch.cat([past[..., 0:(k - 1) * d:d], x], dim=-1)
+        else:
+            taps = past[..., 0:(k - 1) * d + 1:d]
+        out = F.linear(taps.reshape(x.shape[0], -1), self.weight.reshape(self.out_ch, -1),
+                       self.bias)
+        return out.unsqueeze(-1)
 
     def extra_repr(self) -> str:
         return (f"{self.in_ch}, {self.out_ch}, kernel_size={self.kernel_size}, "
@@ -91,6 +107,16 @@ def wavenet_receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
     return 1 + (kernel_size - 1) * sum(dilations)
 
 
+class PointwiseConv1d(nn.Conv1d):
+    """``nn.Conv1d`` with kernel size 1 that skips the convolution machinery for a length-1
+    input (a cached generation step) and applies its weight as a matrix instead."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] == 1 and self.kernel_size == (1,):
+            return F.linear(x[..., 0], self.weight[..., 0], self.bias).unsqueeze(-1)
+        return super().forward(x)
+
+
 class GatedResidualBlock(nn.Module):
     """WaveNet's gated block on ``[N, channels, L]``.
 
@@ -102,8 +128,8 @@ class GatedResidualBlock(nn.Module):
     def __init__(self, channels: int, dilation: int):
         super().__init__()
         self.dilated = CausalConv1d(channels, 2 * channels, 2, dilation)
-        self.residual = nn.Conv1d(channels, channels, 1)
-        self.skip = nn.Conv1d(channels, channels, 1)
+        self.residual = PointwiseConv1d(channels, channels, 1)
+        self.skip = PointwiseConv1d(channels, channels, 1)
 
     def forward(self, x: Tensor, past: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x [N, C, L]`` (and ``past`` for cached steps, see :class:`CausalConv1d`)
@@ -137,11 +163,11 @@ class WaveNet(ARModel):
         self.dilations = tuple(int(d) for d in dilations)
         self.append_coords = append_coords
         self.input_conv = CausalConv1d(1, channels, 2, include_current=False)
-        self.coord_conv = nn.Conv1d(2, channels, 1) if append_coords else None
+        self.coord_conv = PointwiseConv1d(2, channels, 1) if append_coords else None
         self.class_embed = nn.Embedding(num_classes, channels) if num_classes else None
         self.blocks = nn.ModuleList(GatedResidualBlock(channels, d) for d in self.dilations)
-        self.out_hidden = nn.Conv1d(channels, channels, 1)
-        self.out_logits = nn.Conv1d(channels, self.levels, 1)
+        self.out_hidden = PointwiseConv1d(channels, channels, 1)
+        self.out_logits = PointwiseConv1d(channels, self.levels, 1)
 
     # -- data <-> sequence -------------------------------------------------------------------
     def _to_sequence(self, values: Tensor) -> Tensor:
@@ -207,26 +233,46 @@ class WaveNet(ARModel):
         length = self.num_dims
         coords = self.coordinates(device, dtype) if self.append_coords else None
         # Queues of past layer inputs; zeros before t = 0, as the zero padding of forward.
-        inputs = torch.zeros(n, 1, self.input_conv.history, device=device, dtype=dtype)
-        queues = [torch.zeros(n, self.channels, b.dilated.history, device=device, dtype=dtype)
+        inputs = _Queue(n, 1, self.input_conv.history, device, dtype)
+        queues = [_Queue(n, self.channels, b.dilated.history, device, dtype)
                   for b in self.blocks]
         unknown = torch.zeros(n, 1, 1, device=device, dtype=dtype)  # x_t: never read
         seq = torch.zeros(n, length, dtype=torch.long, device=device)
         for t in range(length):
-            h = self.input_conv(unknown, past=inputs)
+            h = self.input_conv(unknown, past=inputs.window())
             h = self._condition(h, cond, None if coords is None else coords[..., t:t + 1])
             skip = 0
-            for i, block in enumerate(self.blocks):
-                pushed = torch.cat([queues[i], h], dim=-1)[..., 1:]
-                h, s = block(h, past=queues[i])
-                queues[i] = pushed
-                skip = skip + s
+            for queue, block in zip(queues, self.blocks):
+                out, s = block(h, past=queue.window())
+                queue.push(h)
+                h, skip = out, skip + s
             logits = self._output(skip)[..., 0]                    # [n, K]
             draw = self.head.sample(logits, generator).to(device)  # [n]
             seq[:, t] = draw
-            value = self.scale_input(draw).view(n, 1, 1)
-            inputs = torch.cat([inputs, value], dim=-1)[..., 1:]
+            inputs.push(self.scale_input(draw).view(n, 1, 1))
         return self._from_sequence(seq.unsqueeze(1))[:, 0]
+
+
+class _Queue:
+    """The last ``size`` inputs of a layer, oldest first, without shifting memory each step.
+
+    Every value is written twice, at ``p`` and ``p + size`` of a buffer twice as long, so the
+    window ``[p + 1, p + 1 + size)`` is always the queue in order, as a view. (Shifting a
+    ``[n, C, 512]`` queue by concatenation every step cost more than the layers themselves.)"""
+
+    def __init__(self, n: int, channels: int, size: int, device, dtype):
+        self.size, self.pos = size, size - 1
+        self.buffer = torch.zeros(n, channels, 2 * size, device=device, dtype=dtype)
+
+    def window(self) -> Tensor:
+        """``[n, C, size]``: the queue, oldest first (a view: read it before the next push)."""
+        return self.buffer[..., self.pos + 1:self.pos + 1 + self.size]
+
+    def push(self, value: Tensor) -> None:
+        """Append ``value [n, C, 1]``, dropping the oldest entry."""
+        self.pos = (self.pos + 1) % self.size
+        self.buffer[..., self.pos] = value[..., 0]
+        self.buffer[..., self.pos + self.size] = value[..., 0]
 
 
 @contextmanager
