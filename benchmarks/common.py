@@ -103,12 +103,37 @@ def write_markdown(data: dict) -> None:
                   f"- command: `{meta['command']}`"]
         if meta.get("notes"):
             lines += [f"- notes: {meta['notes']}"]
-        lines += ["", "| measurement | value | unit | note |", "|---|---|---|---|"]
+        values = {k: v for k, v in data.items() if k.startswith(section + ".")}
+        lines += [""] + summary(section, values)
+        lines += ["| measurement | value | unit | note |", "|---|---|---|---|"]
         for key, v in data.items():
             if key.startswith(section + "."):
                 lines.append(f"| `{key}` | {v['value']:.4g} | {v['unit']} | {v['note']} |")
         lines.append("")
     RESULTS_MD.write_text("\n".join(lines))
+
+
+def summary(section: str, values: dict) -> list[str]:
+    """The section module's ``summarize(section, values)`` tables (markdown lines), if any:
+    the same numbers arranged for reading, above the full list."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"benchmarks.{section.split('_')[0]}")
+    except ImportError:
+        return []
+    summarize = getattr(module, "summarize", None)
+    return summarize(section, values) + [""] if summarize and values else []
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Markdown table lines."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
 
 
 def git_revision() -> str:

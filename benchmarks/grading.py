@@ -2,7 +2,8 @@
 1 and 2 workers, trusted (sandboxed runs + black-box parts) vs the in-kernel run alone.
 
 Each assignment is released into a throwaway course and graded with copies of its solution
-(``quick``: one assignment, one submission per worker, 1 worker only).
+after one unrecorded warm-up run (``quick``: one assignment, one submission, 1 worker, no
+warm-up).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Record
+from benchmarks.common import Record, fmt, table
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ("hw1_foundations", "hw2_masked_models", "hw3_pixel_models")
@@ -40,10 +41,15 @@ def main(quick: bool = False, device: str = "cpu", command: str = "") -> Record:
     """``device`` is recorded only: grading runs the kernels on the CPU."""
     from arlab.grading.autograde import autograde
 
-    rec = Record("grading", command, notes=f"device {device}; seconds per submission")
+    rec = Record("grading", command, notes=f"device {device}; seconds per submission (wall "
+                 "time / submissions); copies of the solution, 2 per worker, after a warm-up")
     assignments = [a for a in ASSIGNMENTS if (ROOT / "solutions" / a).is_dir()]
     assignments = assignments[1:2] if quick else assignments
     for assignment in assignments:
+        if not quick:  # the first run of a session pays for cold caches (imports, kernels)
+            with tempfile.TemporaryDirectory(prefix="arlab-bench-grading-") as tmp:
+                autograde(_course(Path(tmp), assignment, 1), assignment, workers=1,
+                          report=lambda line: None)
         for workers in (1,) if quick else (1, 2):
             copies = workers if quick else 2 * workers
             for trusted in (True, False):
@@ -62,3 +68,23 @@ def main(quick: bool = False, device: str = "cpu", command: str = "") -> Record:
 
 if __name__ == "__main__":
     main(quick=True)
+
+
+def summarize(section: str, values: dict) -> list[str]:
+    """Seconds per submission, in-kernel vs trusted, per assignment and worker count."""
+    def get(assignment, mode, workers):
+        return values.get(f"{section}.{assignment}_{mode}_{workers}w_seconds_per_submission",
+                          {}).get("value")
+
+    rows = []
+    for assignment in ASSIGNMENTS:
+        row = [assignment]
+        for workers in (1, 2):
+            kernel, trusted = get(assignment, "in_kernel", workers), get(assignment, "trusted",
+                                                                          workers)
+            ratio = trusted / kernel if kernel and trusted else None
+            row += [fmt(kernel, 3), fmt(trusted, 3), fmt(ratio, 3)]
+        if any(row[1:]):
+            rows.append(row)
+    return table(["assignment", "in-kernel 1w (s)", "trusted 1w (s)", "trusted/in-kernel",
+                  "in-kernel 2w (s)", "trusted 2w (s)", "trusted/in-kernel"], rows)

@@ -6,7 +6,7 @@ import torch
 
 from arlab import data as D
 from arlab.train import fit
-from benchmarks.common import Record
+from benchmarks.common import Record, fmt, table
 from benchmarks.models import IMAGE_MODELS, build, parameters
 
 # Berkeley CS294-158 (deep unsupervised learning), thresholded MNIST (60,000 images).
@@ -51,3 +51,28 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: in
                     f"Berkeley CS294-158 {source}; full MNIST (60,000), not our subset")
     torch.set_grad_enabled(True)
     return rec
+
+
+def summarize(section: str, values: dict) -> list[str]:
+    """One table per dataset: model, size, time, test NLL, and the published number beside."""
+    def get(key):
+        return values.get(f"{section}.{key}", {}).get("value")
+
+    lines = []
+    keys = [k[len(section) + 1:].split(".") for k in values]
+    datasets = sorted({k[0] for k in keys if k[0] != "published" and len(k) == 3})
+    for dname in datasets:
+        models = [m for m in IMAGE_MODELS if get(f"{dname}.{m}.bits_per_dim") is not None]
+        rows = []
+        for m in models:
+            lecture = get(f"published.{m}.bits_per_dim") if dname == "mnist" else None
+            homework = get(f"published.{dname}.{m}.nats_per_dim")
+            rows.append([m, fmt(get(f"{dname}.{m}.parameters"), 6),
+                         fmt(get(f"{dname}.{m}.train_seconds"), 3),
+                         fmt(get(f"{dname}.{m}.nats_per_dim")),
+                         fmt(get(f"{dname}.{m}.bits_per_dim")),
+                         fmt(lecture), fmt(homework)])
+        lines += [f"**{dname}** (test set)", ""] + table(
+            ["model", "parameters", "train s", "nats/dim", "bits/dim",
+             "Berkeley lecture bits/dim", "Berkeley homework nats/dim"], rows) + [""]
+    return lines

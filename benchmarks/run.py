@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="mnist,shapes,digits",
                         help="quality: comma-separated datasets")
     parser.add_argument("--models", default=None, help="comma-separated image models")
+    parser.add_argument("--budgets", default="smoke",
+                        help="walkthrough: budgets to run every notebook under ('none': only "
+                             "record build/walkthrough/timings.json)")
     args = parser.parse_args(argv)
     for section in args.only.split(","):
         if section not in SECTIONS:
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = {}
         if section == "quality":
             extra = {"epochs": args.epochs, "data": args.datasets.split(",")}
+        if section == "walkthrough":
+            extra = {"budgets": tuple(b for b in args.budgets.split(",") if b != "none")}
         if args.models and section in ("quality", "throughput"):
             extra["models"] = args.models.split(",")
         rec = module.main(quick=args.quick, device=args.device, command=command_line(), **extra)
