@@ -95,6 +95,34 @@ def test_fit_applies_transform_and_reports_nan(monkeypatch):
         fit(Broken(data.data_shape), data.train, progress=False, device="cpu")
 
 
+def test_bf16_autocast_only_where_native(monkeypatch):
+    monkeypatch.setattr(budget, "_cpu_flags", lambda: {"avx2", "fma"})
+    assert not budget.native_bf16("cpu")
+    for flag in ("amx_bf16", "avx512_bf16"):
+        monkeypatch.setattr(budget, "_cpu_flags", lambda flag=flag: {"avx2", flag})
+        assert budget.native_bf16("cpu")
+    assert not budget.native_bf16("meta")
+
+    class Spy(PixelBias):
+        def loss(self, x, cond=None):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            return super().loss(x)
+
+        def log_prob(self, x, cond=None):
+            if not self.training:  # evaluation, not a training step
+                evaluated.append(torch.is_autocast_enabled("cpu"))
+            return super().log_prob(x)
+
+    data = shapes(n_train=64, n_test=16)
+    for native, asked, expected in ((True, True, True), (False, True, False),
+                                    (True, False, False)):
+        seen, evaluated = [], []
+        monkeypatch.setattr("arlab.train.native_bf16", lambda device, native=native: native)
+        fit(Spy(data.data_shape), data.train, data.test, progress=False, device="cpu",
+            bf16=asked)
+        assert seen == [expected] and evaluated and not any(evaluated)
+
+
 def test_history_plot_has_labelled_axes(tmp_path):
     data = shapes(n_train=64, n_test=16)
     hist = fit(PixelBias(data.data_shape), data.train, data.test, progress=False, device="cpu")

@@ -25,6 +25,29 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(where: torch.device | str) -> bool:
+    """Whether ``where`` computes in bfloat16 natively, so that bf16 autocast speeds training
+    up: a CUDA GPU that supports it, or a CPU with AMX or AVX-512 BF16 instructions (on other
+    CPUs bf16 is emulated and slower). Measured in ``benchmarks/RESULTS.md`` (throughput)."""
+    where = torch.device(where)
+    if where.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if where.type == "cpu":
+        return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    return False
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def budget() -> str:
     """The current budget: ``ARLAB_BUDGET`` if set, else ``gpu`` on CUDA and ``cpu`` otherwise."""
     value = os.environ.get("ARLAB_BUDGET", "").strip().lower()

@@ -1,7 +1,7 @@
 """The one training loop: ``fit(model, train, test)`` for any model with ``loss(x, cond)``.
 
 Progress bar, train loss per step and test loss per epoch (before training too), both in
-nats/dim and bits/dim, device choice, bf16 autocast on CUDA, gradient clipping, seeded.
+nats/dim and bits/dim, device choice, bf16 autocast where native, gradient clipping, seeded.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from arlab.compute import device as best_device
+from arlab.compute import native_bf16
 from arlab.units import nats_to_bits
 
 Data = Tensor | tuple[Tensor, Tensor]
@@ -117,7 +118,9 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
         epochs: passes over ``train``; ``max_steps`` caps the total number of steps.
         conditional: pass the labels as ``cond``.
         transform: applied to each training batch (e.g. ``arlab.data.dynamic_binarize``).
-        device: default: cuda, then mps, then cpu. bf16: autocast on CUDA.
+        device: default: cuda, then mps, then cpu.
+        bf16: bfloat16 autocast for the training steps where the device computes it natively
+            (:func:`arlab.compute.native_bf16`); evaluation always runs in full precision.
     Returns:
         A :class:`History` (test loss measured before training and after every epoch).
     """
@@ -132,7 +135,7 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
     steps_per_epoch = math.ceil(x.shape[0] / batch_size)
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     hist = History(steps_per_epoch=steps_per_epoch)
-    autocast = device.type == "cuda" and bf16
+    autocast = bf16 and native_bf16(device)
 
     def run_test(epoch: float):
         if test is not None:
