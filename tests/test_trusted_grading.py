@@ -191,3 +191,43 @@ def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
     assert json.loads((course.autograded("hostile", HW) / "grading.json").read_text())["review"]
     leftover = [p for p in Path("/sys/fs/cgroup/pids").glob(f"arlab-{os.getpid()}-*")]
     assert leftover == []
+
+
+@pytest.mark.grading_e2e
+def test_probes_run_in_the_graded_kernel_and_again_only_where_it_died(tmp_path, monkeypatch):
+    """The probes normally run in a last cell of the graded kernel (no second run of the
+    student's code); a kernel that dies after the tests leaves no results there, and the
+    separate probe run grades it instead."""
+    from arlab.grading import autograde as grading
+    from arlab.grading.release import release
+
+    course = Course.at(tmp_path / "course")
+    release(HW, course, ROOT / "solutions", config=CONFIG)
+    released = read_notebook(course.release(HW) / f"{HW}.ipynb")
+    answers = HW2._solution_answers()
+    dies = _submission(released, answers)
+    dies.cells.append(nbformat.v4.new_code_cell(  # the kernel dies; the probe run's shell not
+        "import os, sys\nif 'ipykernel' in sys.modules:\n    os._exit(1)"))
+    for student, nb in {"solution": _submission(released, answers), "dies": dies}.items():
+        write_notebook(nb, course.submitted(student, HW) / f"{HW}.ipynb")
+
+    separate = []
+    run_probes = grading._run_probes
+
+    def spy(course, assignment, student, *args, **kwargs):
+        found, why = run_probes(course, assignment, student, *args, **kwargs)
+        separate.extend((student, name) for name in found)
+        return found, why
+
+    monkeypatch.setattr(grading, "_run_probes", spy)
+    results = {r.student: r for r in grading.autograde(
+        course, HW, workers=2, wall_seconds=240, cell_timeout=60, report=lambda line: None)}
+    full = sum(HW2._expected([]).values())
+    for student in ("solution", "dies"):
+        assert results[student].total == full, (student, results[student].reasons)
+        assert results[student].review == [] and results[student].untrusted == []
+    assert separate == [("dies", HW)]
+    graded = read_notebook(course.autograded("solution", HW) / f"{HW}.ipynb")
+    kept = [c for c in graded.cells if "arlab_grading_notes" not in c.metadata]
+    assert len(kept) == len(released.cells)   # the probe cell is not kept
+    assert "__arlab_probe__" not in "".join(c.source for c in graded.cells)

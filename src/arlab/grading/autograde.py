@@ -10,9 +10,11 @@ limits, the stderr rule and the reference-import rule itself, scores every grade
 points of the REAL gradebook, and writes scores, comments and the notebook into the course.
 The throwaway gradebook's scores are never read: the student's code could have written them.
 
-Trusted points: where the assignment registers graded parts (``arlab.grading.parts``), a
-second sandboxed run executes the submission's code without the test cells and runs each
-part's ``probe``; the arrays come back as ``.npz`` and this process runs each ``judge``. Those
+Trusted points: where the assignment registers graded parts (``arlab.grading.parts``), each
+part's ``probe`` runs on the student's definitions: in a last cell the graded kernel runs after
+the notebook, or, where that kernel did not get there, in a second sandboxed run of the
+submission's code without the test cells. The arrays come back as ``.npz`` and this process
+runs each ``judge``. Those
 cells score full points or 0 whatever the in-kernel run showed (its result can be faked by
 the student's code); a disagreement flags the submission for review. Cells without a part
 keep the in-kernel score and are listed as untrusted. The trusted result is written to
@@ -250,8 +252,9 @@ def _sandboxed(box: Path, course_dir: Path, kind: str, assignment: str, student:
 def _run_probes(course: Course, assignment: str, student: str, work: Path, defs: Definitions,
                 parts: dict[str, dict[str, object]], env: dict[str, str], limits: Limits,
                 hide: tuple[str, ...]) -> tuple[dict[str, Path], str]:
-    """The black-box run of each notebook with parts: returns notebook -> results folder, and
-    why the run did not finish (empty when it did)."""
+    """The separate black-box run of each notebook in ``parts`` (those whose graded kernel
+    did not leave probe results): returns notebook -> results folder, and why the run did not
+    finish (empty when it did)."""
     found, why = {}, ""
     for name, cells in parts.items():
         path = course.submitted(student, assignment) / f"{name}.ipynb"
@@ -291,6 +294,9 @@ def _grade_one(course: Course, assignment: str, student: str, template: Path, wo
     progress, log = box / "progress", work / f"{student}.log"
     progress.mkdir()
     env = _job_env(limits.memory_mb, workers, progress, limits.cell_timeout)
+    in_kernel = _in_kernel_probes(box, parts, limits)
+    if in_kernel:
+        env = {**env, "ARLAB_PROBE_SPEC": str(box / "probes.json")}
     ended = _sandboxed(box, root, "autograde", assignment, student, env, log, limits, hide)
     if ended.timed_out:
         why = (f"stopped after {wall_seconds:g} s, the limit for one submission; cells that "
@@ -313,9 +319,25 @@ def _grade_one(course: Course, assignment: str, student: str, template: Path, wo
             problem = f"{name}: what grading left could not be read ({err}); 0 points"
         if problem:
             reasons.append(problem)
-    probes, probe_why = _run_probes(course, assignment, student, work, defs, parts, env,
-                                    limits, hide)
-    return _Outcome(student, graded, reasons, ended.seconds, probes, probe_why)
+    probes = {name: out for name, out in in_kernel.items() if trusted.has_results(out)}
+    rest = {name: cells for name, cells in parts.items() if name not in probes}
+    more, probe_why = _run_probes(course, assignment, student, work, defs, rest,
+                                  {k: v for k, v in env.items() if k != "ARLAB_PROBE_SPEC"},
+                                  limits, hide)
+    return _Outcome(student, graded, reasons, ended.seconds, {**probes, **more}, probe_why)
+
+
+def _in_kernel_probes(box: Path, parts: dict[str, dict[str, object]],
+                      limits: Limits) -> dict[str, Path]:
+    """Ask the graded kernel to run the probes after each notebook (see
+    :class:`~arlab.grading.preprocessors.GuardedExecute`): writes ``box/probes.json`` and
+    returns notebook -> the folder its results will be in."""
+    outs = {name: box / f"probes-{name}" for name, cells in parts.items() if cells}
+    if outs:
+        (box / "probes.json").write_text(json.dumps({
+            name: {"parts": sorted(parts[name]), "out": str(out),
+                   "cell_timeout": limits.cell_timeout} for name, out in outs.items()}))
+    return outs
 
 
 def _score_test(cell, max_score: float) -> float:

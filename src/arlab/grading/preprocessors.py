@@ -6,7 +6,8 @@ Registered in ``grader/nbgrader_config.py``:
 - :class:`GuardedExecute` runs the notebook like nbgrader's ``Execute`` and also: starts the
   kernel under a memory limit (``RLIMIT_AS``), caps the output it keeps while receiving it,
   turns a dead or unstoppable kernel into a failed cell (the cells before keep their points),
-  and records its progress so a killed run can be reconstructed.
+  records its progress so a killed run can be reconstructed, and, for trusted grading, runs
+  the graded parts' probes in a last cell of its own (removed from the graded notebook).
 - :class:`LimitOutputSize` caps every output's characters (nbgrader's ``LimitOutput`` caps lines
   only, so one 20 MB line would pass through).
 - :class:`StderrIsNotFailure` keeps warnings and progress bars from zeroing a test cell
@@ -16,8 +17,10 @@ Registered in ``grader/nbgrader_config.py``:
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
+from pathlib import Path
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
@@ -181,6 +184,14 @@ class GuardedExecute(Execute):
     progress_dir = Unicode(help="folder for the progress record (empty: none); default from "
                                 "ARLAB_GRADING_PROGRESS").tag(config=True)
 
+    probe_spec = Unicode(help="JSON file naming, per notebook, the graded parts whose probes "
+                              "run in a last cell added after the notebook (empty: none); "
+                              "default from ARLAB_PROBE_SPEC").tag(config=True)
+
+    @default("probe_spec")
+    def _probe_spec_default(self) -> str:
+        return os.environ.get("ARLAB_PROBE_SPEC", "")
+
     @default("memory_mb")
     def _memory_default(self) -> int:
         return int(os.environ.get("ARLAB_MEMORY_MB", "0") or 0)
@@ -194,6 +205,7 @@ class GuardedExecute(Execute):
         super().__init__(*args, **kwargs)
         self._halted: str | None = None
         self._log: ProgressLog | None = None
+        self._probe_index: int | None = None
         self._received = self._dropped = 0
 
     def create_kernel_manager(self):
@@ -208,7 +220,30 @@ class GuardedExecute(Execute):
             name = ((resources or {}).get("nbgrader") or {}).get("notebook", "notebook")
             self._log = ProgressLog(self.progress_dir, name)
             self._log.begin(nb)
-        return super().preprocess(nb, resources, km)
+        probe = self._probe_cell(resources)
+        if probe is None:
+            return super().preprocess(nb, resources, km)
+        nb.cells.append(probe)
+        self._probe_index = len(nb.cells) - 1
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._probe_index = None
+            nb.cells.remove(probe)
+
+    def _probe_cell(self, resources):
+        """The trusted grader's probes, as a last cell run in this kernel after the notebook
+        (so the student's code is not run a second time); None when none are asked for."""
+        name = ((resources or {}).get("nbgrader") or {}).get("notebook", "")
+        try:
+            wanted = name in json.loads(Path(self.probe_spec).read_text())
+        except (OSError, ValueError):
+            wanted = False
+        if not self.probe_spec or not wanted:
+            return None
+        return nbformat.v4.new_code_cell(
+            "import arlab.grading.probe_runner as __arlab_probe__\n"
+            f"__arlab_probe__.in_kernel(globals(), {self.probe_spec!r}, {name!r})")
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
@@ -217,13 +252,13 @@ class GuardedExecute(Execute):
             mark_not_run(cell, self._halted)
         else:
             self._run_guarded(cell, resources, index)
-        if self._log:
+        if self._log and index != self._probe_index:
             self._log.finished(index, cell)
         return cell, resources
 
     def _run_guarded(self, cell, resources, index: int) -> None:
         self._received = self._dropped = 0
-        if self._log:
+        if self._log and index != self._probe_index:
             self._log.started(index)
         try:
             super().preprocess_cell(cell, resources, index)

@@ -69,6 +69,12 @@ def write_spec(box: Path, cells: list[str], parts: list[str], cell_timeout: int 
     return path
 
 
+def has_results(out: Path) -> bool:
+    """Whether a probe run left results in ``out`` (a real folder and file, no links)."""
+    path = out / "arrays.npz"
+    return not out.is_symlink() and out.is_dir() and path.is_file() and not path.is_symlink()
+
+
 def _load(out: Path, parts: dict[str, object], why: str):
     """(arrays per cell, error message per cell) from what the probe run left."""
     import numpy as np
@@ -76,7 +82,7 @@ def _load(out: Path, parts: dict[str, object], why: str):
     arrays: dict[str, dict[str, np.ndarray]] = {cell: {} for cell in parts}
     errors: dict[str, str] = {}
     path = out / "arrays.npz"
-    if not path.is_file() or path.is_symlink():
+    if not has_results(out):
         return None, {c: f"the probe run left no results ({why or 'it ended early'})"
                       for c in parts}
     if path.stat().st_size > MAX_ARRAYS_BYTES:
