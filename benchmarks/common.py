@@ -60,8 +60,10 @@ def timed(out: dict, key: str, device: torch.device | None = None):
 class Record:
     """Measurements of one benchmark section: ``rec.add("sampling.x", 3.2, "s", "note")``."""
 
-    def __init__(self, section: str, command: str, notes: str = ""):
-        self.section, self.command, self.notes = section, command, notes
+    def __init__(self, section: str, command: str, notes: str = "", merge: bool = False):
+        """``merge``: a partial run (some models, some datasets): keep the section's other
+        numbers and add this command to its record instead of replacing them."""
+        self.section, self.command, self.notes, self.merge = section, command, notes, merge
         self.values: dict[str, dict] = {}
 
     def add(self, key: str, value: float, unit: str = "", note: str = "") -> None:
@@ -79,10 +81,15 @@ class Record:
         data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
         data = {k: v for k, v in data.items() if not k.startswith("_")}
         meta = json.loads(RESULTS_JSON.read_text()).get("_sections", {}) if RESULTS_JSON.exists() else {}
-        for key in [k for k in data if k.startswith(self.section + ".")]:
-            del data[key]
+        old = meta.get(self.section)
+        if not self.merge or old is None:
+            for key in [k for k in data if k.startswith(self.section + ".")]:
+                del data[key]
         data.update(self.values)
-        meta[self.section] = {"date": _dt.date.today().isoformat(), "command": self.command,
+        command = self.command
+        if self.merge and old is not None and old["command"] != command:
+            command = f"{old['command']}`, then `{command}"
+        meta[self.section] = {"date": _dt.date.today().isoformat(), "command": command,
                               "machine": machine(), "notes": self.notes}
         out = {"_sections": meta, **dict(sorted(data.items()))}
         RESULTS_JSON.write_text(json.dumps(out, indent=1) + "\n")
@@ -144,5 +151,5 @@ def git_revision() -> str:
         return "unknown"
 
 
-def command_line() -> str:
-    return "python -m " + " ".join(["benchmarks.run", *sys.argv[1:]])
+def command_line(argv: list[str] | None = None) -> str:
+    return "python -m " + " ".join(["benchmarks.run", *(sys.argv[1:] if argv is None else argv)])

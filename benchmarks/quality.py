@@ -33,7 +33,8 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: in
          models=None, data=None) -> Record:
     budget = "quick mode: 8x8 shapes, 5 steps" if quick else (
         f"{epochs} epochs at batch 64, Adam lr 1e-3, on {device}")
-    rec = Record("quality", command, f"budget: {budget}; models as in benchmarks/models.py")
+    rec = Record("quality", command, f"budget: {budget}; models as in benchmarks/models.py",
+                 merge=bool(models or data))
     for dname, data in datasets(quick, data).items():
         for name in models or IMAGE_MODELS:
             model = build(name, data.data_shape, data.levels)

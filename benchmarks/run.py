@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-save", action="store_true", help="print, do not record")
     parser.add_argument("--epochs", type=int, default=2, help="quality: training epochs")
-    parser.add_argument("--datasets", default="mnist,shapes,digits",
-                        help="quality: comma-separated datasets")
+    parser.add_argument("--datasets", default=None,
+                        help="quality: comma-separated datasets (default mnist,shapes,digits)")
     parser.add_argument("--models", default=None, help="comma-separated image models")
     parser.add_argument("--budgets", default="smoke",
                         help="walkthrough: budgets to run every notebook under ('none': only "
@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"benchmarks.{section}")
         extra = {}
         if section == "quality":
-            extra = {"epochs": args.epochs, "data": args.datasets.split(",")}
+            extra = {"epochs": args.epochs,
+                     "data": args.datasets.split(",") if args.datasets else None}
         if section == "walkthrough":
             extra = {"budgets": tuple(b for b in args.budgets.split(",") if b != "none")}
         if args.models and section in ("quality", "throughput"):
             extra["models"] = args.models.split(",")
-        rec = module.main(quick=args.quick, device=args.device, command=command_line(), **extra)
+        rec = module.main(quick=args.quick, device=args.device, command=command_line(argv), **extra)
         if args.device != "cpu":
             rec.rename(f"{section}_{args.device}")
         if not args.no_save:

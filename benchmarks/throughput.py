@@ -48,7 +48,8 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", models=Non
     options = () if quick else (OPTIONS if options is None else options)
     rec = Record("throughput", command,
                  f"{side}x{side} binary images, batch {batch}, {steps} timed steps after one "
-                 f"warm-up, on {device}; speed-up = option's img/s / plain img/s")
+                 f"warm-up, on {device}; speed-up = option's img/s / plain img/s",
+                 merge=bool(models))
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 2, (batch, 1, side, side), generator=g).to(dev)
     failed = []

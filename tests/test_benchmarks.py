@@ -30,6 +30,13 @@ def test_quick_benchmarks_write_results(tmp_path, monkeypatch):
     assert run.main(["--quick", "--only", "sampling"]) == 0
     again = json.loads((tmp_path / "results.json").read_text())
     assert "quality.shapes.made.bits_per_dim" in again
+    # a partial run (one model) adds to its section instead of replacing it
+    before = again["quality.shapes.pixelcnn.bits_per_dim"]
+    assert run.main(["--quick", "--only", "quality", "--models", "made"]) == 0
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert merged["quality.shapes.pixelcnn.bits_per_dim"] == before
+    assert "--models made" in merged["_sections"]["quality"]["command"]
+    assert "| pixelcnn |" in (tmp_path / "RESULTS.md").read_text()   # the reading table
 
 
 def test_unknown_section_is_refused(capsys):

@@ -8,7 +8,6 @@ every pixel the model sees exactly the earlier pixels: no blind spot, whatever t
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -60,14 +59,15 @@ class CausalSelfAttention(nn.Module):
         def split(t: Tensor) -> Tensor:  # [N, L, dim] -> [N, heads, L, d]
             return t.view(n, length, self.heads, d).transpose(1, 2)
 
-        scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(d)    # [N, heads, L, L]
-        allowed = causal_attention_mask(length, self.include_self, x.device)
-        empty = ~allowed.any(-1, keepdim=True)                          # [L, 1]
-        # -inf on forbidden keys gives exact zero weights; an empty row would be all -inf
-        # (NaN), so it is set to 0 before the softmax and its weights to 0 after
-        scores = scores.masked_fill(~allowed, float("-inf")).masked_fill(empty, 0.0)
-        weights = torch.softmax(scores, dim=-1).masked_fill(empty, 0.0)
-        out = (weights @ split(v)).transpose(1, 2).reshape(n, length, dim)
+        q, k, v = split(q), split(k), split(v)
+        if self.include_self:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            # j < i is j <= i on keys shifted one step: query i (i >= 1) against keys 0..L-2
+            # with the usual causal mask. Query 0 has no key: its output is a zero vector.
+            out = torch.cat([torch.zeros_like(q[:, :, :1]), F.scaled_dot_product_attention(
+                q[:, :, 1:], k[:, :, :-1], v[:, :, :-1], is_causal=True)], dim=2)
+        out = out.transpose(1, 2).reshape(n, length, dim)
         return self.proj(out)
 
 
