@@ -1,17 +1,64 @@
-"""What the three homework test files share: the solution's answers, the points expected when
-some test cells fail, and one whole autograde run of several submissions through the grading
-tool (real nbgrader) with the exported CSV checked exercise by exercise."""
+"""What the three homework test files share: the source notebook and its cells, the bug and
+different-answer fixtures, the solution's answers, the points expected when some test cells
+fail, and one whole autograde run of several submissions through the grading tool (real
+nbgrader) with the exported CSV checked exercise by exercise."""
 from __future__ import annotations
 
 import copy
 import csv
+import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from arlab.grading import contract
 from arlab.grading.course import Course, read_notebook, write_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "grader" / "nbgrader_config.py"
+FIXTURES = Path(__file__).parent / "fixtures" / "homework"
+
+
+@dataclass(frozen=True)
+class Homework:
+    """One assignment's source notebook and test fixtures."""
+
+    notebook: object
+    cells: dict            # grade id -> code cell with nbgrader metadata, in notebook order
+    test_points: dict      # test cell grade id -> points
+    our_cells: list        # the test cells whose parts the assignment's module registers
+    bugs: dict             # bug name -> {"exercise", "source", "fails"}
+    combined: list         # the bugs of the one-bug-per-exercise submission
+    different: dict        # exercise -> a correct answer written differently
+
+
+def fixture(hw: str, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"{hw}_{name}", FIXTURES / hw / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(hw: str, module: ModuleType) -> Homework:
+    """``hw``'s solution notebook and fixtures; ``module`` is its grading module."""
+    from arlab.grading.parts import PARTS
+
+    notebook = read_notebook(ROOT / "solutions" / hw / f"{hw}.ipynb")
+    cells = {c.metadata.nbgrader["grade_id"]: c for c in notebook.cells
+             if c.cell_type == "code" and "nbgrader" in c.metadata}
+    bugs = fixture(hw, "bugs")
+    return Homework(
+        notebook, cells,
+        {gid: float(c.metadata.nbgrader["points"]) for gid, c in cells.items()
+         if contract.is_test(c)},
+        [cell for cell, part in PARTS.items() if part.__module__ == module.__name__],
+        bugs.BUGS, bugs.COMBINED, fixture(hw, "different").DIFFERENT)
+
+
+def code(source: str) -> str:
+    """A cell's code as the kernel would run it, shell (``!``) lines made no-ops."""
+    return "\n".join(line[:len(line) - len(line.lstrip())] + "pass"
+                     if line.lstrip().startswith("!") else line for line in source.splitlines())
 
 
 def solution_answers(cells: dict) -> dict[str, str]:

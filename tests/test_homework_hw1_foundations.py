@@ -6,7 +6,6 @@ exercise and the different-but-correct answers exactly."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import math
 from pathlib import Path
@@ -17,44 +16,20 @@ import torch
 
 from arlab.grading import contract
 from arlab.grading.checks import GradingError, all_configs, check_causal, check_normalised
-from arlab.grading.course import read_notebook
 from arlab.grading.homework import hw1_foundations as hw
 from arlab.grading.imports import refusals
 from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe
 from arlab.models.logistic import dlogistic_mixture_log_prob
-from homework_e2e import check_end_to_end, expected_points, solution_answers
+from homework_e2e import check_end_to_end, code, expected_points, load, solution_answers
 
 HW = "hw1_foundations"
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "solutions" / HW / f"{HW}.ipynb"
-FIXTURES = Path(__file__).parent / "fixtures" / "homework" / HW
 EXERCISES = ["histogram_probs", "inverse_cdf_sample", "dlogistic_mixture_log_prob",
              "bits_per_dim", "TwoVariableModel", "CoordinateRNN", "train_two_variable"]
 TRAIN_CELL = "test_train_two_variable"
-
-
-def _fixture(name: str):
-    spec = importlib.util.spec_from_file_location(f"{HW}_{name}", FIXTURES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_BUGS = _fixture("bugs")
-BUGS, COMBINED = _BUGS.BUGS, _BUGS.COMBINED
-DIFFERENT = _fixture("different").DIFFERENT
-NOTEBOOK = read_notebook(SOURCE)
-CELLS = {c.metadata.nbgrader["grade_id"]: c for c in NOTEBOOK.cells
-         if c.cell_type == "code" and "nbgrader" in c.metadata}
-TEST_POINTS = {gid: float(c.metadata.nbgrader["points"]) for gid, c in CELLS.items()
-               if contract.is_test(c)}
-OUR_CELLS = [cell for cell, part in PARTS.items() if part.__module__ == hw.__name__]
-
-
-def _code(source: str) -> str:
-    """A cell's code as the kernel would run it, shell (``!``) lines made no-ops."""
-    return "\n".join(line[:len(line) - len(line.lstrip())] + "pass"
-                     if line.lstrip().startswith("!") else line for line in source.splitlines())
+H = load(HW, hw)
+NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
+BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
 
 
 def namespace(tests: bool = False) -> tuple[dict, str]:
@@ -66,7 +41,7 @@ def namespace(tests: bool = False) -> tuple[dict, str]:
         for gid, cell in CELLS.items():
             if contract.is_test(cell) and not tests:
                 continue
-            exec(compile(_code(cell.source), f"<cell {gid}>", "exec"), ns)
+            exec(compile(code(cell.source), f"<cell {gid}>", "exec"), ns)
     return ns, printed.getvalue()
 
 
@@ -76,7 +51,7 @@ def answered(base: dict, answers: dict[str, str]) -> dict:
     ns = dict(base)
     with contextlib.redirect_stdout(io.StringIO()):
         for source in answers.values():
-            exec(compile(_code(source), "<answer>", "exec"), ns)
+            exec(compile(code(source), "<answer>", "exec"), ns)
     return ns
 
 
@@ -87,7 +62,7 @@ def public_failures(ns: dict, cells: list[str] = OUR_CELLS) -> dict[str, str]:
         for gid in cells:
             public = CELLS[gid].source.split("### BEGIN HIDDEN TESTS")[0]
             try:
-                exec(compile(_code(public), f"<public {gid}>", "exec"), ns)
+                exec(compile(code(public), f"<public {gid}>", "exec"), ns)
             except Exception as err:  # noqa: BLE001
                 found[gid] = f"{type(err).__name__}: {err}"
     return found

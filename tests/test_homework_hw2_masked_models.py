@@ -6,7 +6,6 @@ exercise and the different-but-correct answers exactly."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 from pathlib import Path
 
@@ -16,45 +15,20 @@ import torch
 
 from arlab.grading import contract
 from arlab.grading.checks import GradingError, check_causal, check_normalised
-from arlab.grading.course import read_notebook
 from arlab.grading.imports import refusals
 from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe, swapped
 from arlab.grading.homework import hw2_masked_models as hw
 from arlab.models.made import made_degrees, made_masks
 from arlab.models.wavenet import CausalConv1d, count_positions
-from homework_e2e import check_end_to_end, expected_points, solution_answers
+from homework_e2e import check_end_to_end, code, expected_points, load, solution_answers
 
 HW = "hw2_masked_models"
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "solutions" / HW / f"{HW}.ipynb"
-FIXTURES = Path(__file__).parent / "fixtures" / "homework" / HW
 EXERCISES = ["made_masks", "MaskedLinear", "MADE", "CausalConv1d", "wavenet_receptive_field",
              "GatedResidualBlock", "fast_generate"]
-
-
-def _fixture(name: str):
-    spec = importlib.util.spec_from_file_location(f"{HW}_{name}", FIXTURES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_BUGS = _fixture("bugs")
-BUGS, COMBINED = _BUGS.BUGS, _BUGS.COMBINED
-DIFFERENT = _fixture("different").DIFFERENT
-NOTEBOOK = read_notebook(SOURCE)
-CELLS = {c.metadata.nbgrader["grade_id"]: c for c in NOTEBOOK.cells
-         if c.cell_type == "code" and "nbgrader" in c.metadata}
-TEST_POINTS = {gid: float(c.metadata.nbgrader["points"]) for gid, c in CELLS.items()
-               if contract.is_test(c)}
-OUR_CELLS = [cell for cell, part in PARTS.items() if part.__module__ == hw.__name__]
-
-
-def _code(source: str) -> str:
-    """A cell's code as plain Python: shell (``!``) lines become ``pass``."""
-    return "\n".join(line[:len(line) - len(line.lstrip())] + "pass"
-                     if line.lstrip().startswith("!") else line
-                     for line in source.splitlines())
+H = load(HW, hw)
+NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
+BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
 
 
 def namespace(answers: dict[str, str] | None = None, tests: bool = False) -> dict:
@@ -66,7 +40,7 @@ def namespace(answers: dict[str, str] | None = None, tests: bool = False) -> dic
         for gid, cell in CELLS.items():
             if contract.is_test(cell) and not tests:
                 continue
-            exec(compile(_code(answers.get(gid, cell.source)), f"<cell {gid}>", "exec"), ns)
+            exec(compile(code(answers.get(gid, cell.source)), f"<cell {gid}>", "exec"), ns)
     return ns
 
 

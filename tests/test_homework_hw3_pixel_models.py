@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import io
 import math
 from pathlib import Path
@@ -18,45 +17,21 @@ import torch
 
 from arlab.grading import contract
 from arlab.grading.checks import GradingError
-from arlab.grading.course import read_notebook
 from arlab.grading.homework import hw3_pixel_models as hw
 from arlab.grading.imports import refusals
 from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe
 from arlab.models.gated_pixelcnn import GatedPixelCNNLayer
 from arlab.receptive import masked_conv_stack_receptive_field, pixel_map, receptive_field
-from homework_e2e import check_end_to_end, expected_points, solution_answers
+from homework_e2e import check_end_to_end, code, expected_points, load, solution_answers
 
 HW = "hw3_pixel_models"
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "solutions" / HW / f"{HW}.ipynb"
-FIXTURES = Path(__file__).parent / "fixtures" / "homework" / HW
 EXERCISES = ["pixelcnn_mask", "MaskedConv2d", "receptive_field_map", "GatedPixelCNNLayer",
              "causal_attention_mask", "CausalSelfAttention", "train_pixelcnn"]
 TRAIN_CELL = "test_train_pixelcnn"
-
-
-def _fixture(name: str):
-    spec = importlib.util.spec_from_file_location(f"{HW}_{name}", FIXTURES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_BUGS = _fixture("bugs")
-BUGS, COMBINED = _BUGS.BUGS, _BUGS.COMBINED
-DIFFERENT = _fixture("different").DIFFERENT
-NOTEBOOK = read_notebook(SOURCE)
-CELLS = {c.metadata.nbgrader["grade_id"]: c for c in NOTEBOOK.cells
-         if c.cell_type == "code" and "nbgrader" in c.metadata}
-TEST_POINTS = {gid: float(c.metadata.nbgrader["points"]) for gid, c in CELLS.items()
-               if contract.is_test(c)}
-OUR_CELLS = [cell for cell, part in PARTS.items() if part.__module__ == hw.__name__]
-
-
-def _code(source: str) -> str:
-    """A cell's code as the kernel would run it, shell (``!``) lines made no-ops."""
-    return "\n".join(line[:len(line) - len(line.lstrip())] + "pass"
-                     if line.lstrip().startswith("!") else line for line in source.splitlines())
+H = load(HW, hw)
+NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
+BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
 
 
 def namespace(tests: bool = False) -> tuple[dict, str]:
@@ -68,7 +43,7 @@ def namespace(tests: bool = False) -> tuple[dict, str]:
         for gid, cell in CELLS.items():
             if contract.is_test(cell) and not tests:
                 continue
-            exec(compile(_code(cell.source), f"<cell {gid}>", "exec"), ns)
+            exec(compile(code(cell.source), f"<cell {gid}>", "exec"), ns)
     return ns, printed.getvalue()
 
 
@@ -80,7 +55,7 @@ def answered(base: dict, answers: dict[str, str]) -> dict:
     ns = dict(base)
     with contextlib.redirect_stdout(io.StringIO()):
         for source in answers.values():
-            exec(compile(_code(source), "<answer>", "exec"), ns)
+            exec(compile(code(source), "<answer>", "exec"), ns)
         order = list(CELLS)
         first = min((order.index(name) for name in answers if name in CELLS), default=len(order))
         for gid in order[first + 1:]:
@@ -90,7 +65,7 @@ def answered(base: dict, answers: dict[str, str]) -> dict:
             if gid == "train_run" and "train_pixelcnn" not in answers:
                 continue
             try:
-                exec(compile(_code(cell.source), f"<cell {gid}>", "exec"), ns)
+                exec(compile(code(cell.source), f"<cell {gid}>", "exec"), ns)
             except Exception:  # noqa: BLE001 (a kernel goes on after an error)
                 pass
     return ns
@@ -105,7 +80,7 @@ def public_failures(ns: dict) -> dict[str, str]:
                 continue
             public = cell.source.split("### BEGIN HIDDEN TESTS")[0]
             try:
-                exec(compile(_code(public), f"<public {gid}>", "exec"), ns)
+                exec(compile(code(public), f"<public {gid}>", "exec"), ns)
             except Exception as err:  # noqa: BLE001
                 found[gid] = f"{type(err).__name__}: {err}"
     return found
