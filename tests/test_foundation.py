@@ -95,6 +95,24 @@ def test_fit_applies_transform_and_reports_nan(monkeypatch):
         fit(Broken(data.data_shape), data.train, progress=False, device="cpu")
 
 
+def test_history_concat_continues_steps_and_epochs():
+    data = shapes(n_train=128, n_test=32)
+    model = PixelBias(data.data_shape)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    runs = [fit(model, data.train, data.test, epochs=1, batch_size=64, optimizer=opt,
+                progress=False, device="cpu", seed=s) for s in range(3)]
+    joined = History.concat(runs)
+    assert joined.train_steps == [1, 2, 3, 4, 5, 6]
+    assert joined.test_epochs == [0, 1, 2, 3]
+    assert joined.test_nats_per_dim == [runs[0].test_nats_per_dim[0]] + [
+        r.test_nats_per_dim[-1] for r in runs]
+    assert runs[1].test_nats_per_dim[0] == runs[0].test_nats_per_dim[-1]  # the dropped point
+    assert joined.train_nats_per_dim == sum((r.train_nats_per_dim for r in runs), [])
+    assert joined.seconds == pytest.approx(sum(r.seconds for r in runs))
+    with pytest.raises(ValueError, match="at least one"):
+        History.concat([])
+
+
 def test_bf16_autocast_only_where_native(monkeypatch):
     monkeypatch.setattr(budget, "_cpu_flags", lambda: {"avx2", "fma"})
     assert not budget.native_bf16("cpu")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -30,6 +31,26 @@ class History:
     test_nats_per_dim: list[float] = field(default_factory=list)
     steps_per_epoch: int = 1
     seconds: float = 0.0
+
+    @classmethod
+    def concat(cls, runs: Sequence[History]) -> History:
+        """One History for consecutive ``fit`` runs on the same model (e.g. training in chunks
+        with samples drawn in between): steps and epochs continue where the previous run
+        ended, and each later run's first test point (the previous end, measured again) is
+        dropped."""
+        if not runs:
+            raise ValueError("History.concat needs at least one History.")
+        out = cls(steps_per_epoch=runs[0].steps_per_epoch)
+        done = 0
+        for i, run in enumerate(runs):
+            keep = 0 if i == 0 else 1
+            out.train_steps += [done + s for s in run.train_steps]
+            out.train_nats_per_dim += run.train_nats_per_dim
+            out.test_epochs += [done / run.steps_per_epoch + e for e in run.test_epochs[keep:]]
+            out.test_nats_per_dim += run.test_nats_per_dim[keep:]
+            out.seconds += run.seconds
+            done += run.train_steps[-1] if run.train_steps else 0
+        return out
 
     @property
     def train_bits_per_dim(self) -> list[float]:
