@@ -224,3 +224,28 @@ def test_zoo_entries_construct(name, shape, levels):
     x = torch.zeros(2, *shape, dtype=torch.long)
     assert model(x).shape == (2, levels, *shape)
     assert model.append_coords == (name == "wavenet_coords")
+
+
+@pytest.mark.parametrize("size", [1, 3, 8])
+def test_layer_queue_window_is_the_last_inputs_in_order(size):
+    from arlab.models.wavenet import LayerQueue
+
+    queue = LayerQueue(2, 3, size, torch.device("cpu"), torch.float64)
+    pushed = [torch.zeros(2, 3, 1, dtype=torch.float64)] * size    # the zero padding
+    for t in range(3 * size + 2):                                   # wraps around several times
+        expected = torch.cat(pushed[-size:], dim=-1)
+        assert torch.equal(queue.window(), expected), t
+        value = torch.randn(2, 3, 1, dtype=torch.float64)
+        queue.push(value)
+        pushed.append(value)
+
+
+def test_one_position_step_equals_the_convolution():
+    torch.manual_seed(0)
+    for include_current in (True, False):
+        for k, d in ((2, 1), (2, 4), (3, 2)):
+            conv = CausalConv1d(3, 5, k, d, include_current=include_current).double()
+            past = torch.randn(4, 3, conv.history, dtype=torch.float64)
+            x = torch.randn(4, 3, 1, dtype=torch.float64)
+            full = conv(torch.cat([past, x], -1))[..., -1:]      # the long path, last output
+            torch.testing.assert_close(conv(x, past=past), full, rtol=1e-12, atol=1e-12)

@@ -233,8 +233,8 @@ class WaveNet(ARModel):
         length = self.num_dims
         coords = self.coordinates(device, dtype) if self.append_coords else None
         # Queues of past layer inputs; zeros before t = 0, as the zero padding of forward.
-        inputs = _Queue(n, 1, self.input_conv.history, device, dtype)
-        queues = [_Queue(n, self.channels, b.dilated.history, device, dtype)
+        inputs = LayerQueue(n, 1, self.input_conv.history, device, dtype)
+        queues = [LayerQueue(n, self.channels, b.dilated.history, device, dtype)
                   for b in self.blocks]
         unknown = torch.zeros(n, 1, 1, device=device, dtype=dtype)  # x_t: never read
         seq = torch.zeros(n, length, dtype=torch.long, device=device)
@@ -253,7 +253,7 @@ class WaveNet(ARModel):
         return self._from_sequence(seq.unsqueeze(1))[:, 0]
 
 
-class _Queue:
+class LayerQueue:
     """The last ``size`` inputs of a layer, oldest first, without shifting memory each step.
 
     Every value is written twice, at ``p`` and ``p + size`` of a buffer twice as long, so the
