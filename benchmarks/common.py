@@ -80,7 +80,8 @@ class Record:
     def save(self) -> None:
         data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
         data = {k: v for k, v in data.items() if not k.startswith("_")}
-        meta = json.loads(RESULTS_JSON.read_text()).get("_sections", {}) if RESULTS_JSON.exists() else {}
+        meta = json.loads(RESULTS_JSON.read_text()).get("_sections", {}) \
+            if RESULTS_JSON.exists() else {}
         old = meta.get(self.section)
         if not self.merge or old is None:
             for key in [k for k in data if k.startswith(self.section + ".")]:

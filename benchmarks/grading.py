@@ -2,8 +2,8 @@
 1 and 2 workers, trusted (sandboxed runs + black-box parts) vs the in-kernel run alone.
 
 Each assignment is released into a throwaway course and graded with copies of its solution
-after one unrecorded warm-up run (``quick``: one assignment, one submission, 1 worker, no
-warm-up).
+after one unrecorded warm-up run with as many workers (``quick``: one assignment, one
+submission, 1 worker, no warm-up).
 """
 from __future__ import annotations
 
@@ -46,12 +46,12 @@ def main(quick: bool = False, device: str = "cpu", command: str = "") -> Record:
     assignments = [a for a in ASSIGNMENTS if (ROOT / "solutions" / a).is_dir()]
     assignments = assignments[1:2] if quick else assignments
     for assignment in assignments:
-        if not quick:  # the first run of a session pays for cold caches (imports, kernels)
-            with tempfile.TemporaryDirectory(prefix="arlab-bench-grading-") as tmp:
-                autograde(_course(Path(tmp), assignment, 1), assignment, workers=1,
-                          report=lambda line: None)
         for workers in (1,) if quick else (1, 2):
             copies = workers if quick else 2 * workers
+            if not quick:  # a first run pays for cold caches (imports, concurrent kernels)
+                with tempfile.TemporaryDirectory(prefix="arlab-bench-grading-") as tmp:
+                    autograde(_course(Path(tmp), assignment, workers), assignment,
+                              workers=workers, report=lambda line: None)
             for trusted in (True, False):
                 with tempfile.TemporaryDirectory(prefix="arlab-bench-grading-") as tmp:
                     course = _course(Path(tmp), assignment, copies)

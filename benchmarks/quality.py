@@ -20,6 +20,14 @@ PUBLISHED = {
 }
 
 
+# What the published numbers were measured on (a key without a dataset is the MNIST demo).
+PUBLISHED_DATA = {
+    "shapes": "their 20x20 shapes set (10,466 train), not our generated shapes",
+    "mnist": "thresholded full MNIST (60,000 train), not our 4,000-image subset",
+}
+PUBLISHED_DATA.update(dict.fromkeys(PUBLISHED["lecture demo, 20 epochs, bits/dim"],
+                                    PUBLISHED_DATA["mnist"]))
+
 LOADERS = {"mnist": lambda: D.mnist(verbose=False), "shapes": D.shapes, "digits": D.digits,
            # full MNIST (60,000 + 10,000), where torchvision can download it: not by default
            "mnist_full": lambda: D.mnist(download=True, verbose=False)}
@@ -55,6 +63,8 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: in
             hist = fit(model, data.train, data.test, epochs=epochs, batch_size=64, lr=1e-3,
                        max_steps=5 if quick else None, device=device, progress=False)
             key = f"{dname}.{name}"
+            rec.add(f"{dname}.train_images", len(data.train), "images")
+            rec.add(f"{dname}.epochs", epochs, "epochs")
             rec.add(f"{key}.nats_per_dim", hist.final_test_nats_per_dim, "nats/dim")
             rec.add(f"{key}.bits_per_dim", hist.final_test_bits_per_dim, "bits/dim")
             rec.add(f"{key}.parameters", parameters(model), "")
@@ -63,7 +73,7 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: in
         unit = "bits/dim" if "bits" in source else "nats/dim"
         for key, value in numbers.items():
             rec.add(f"published.{key}.{unit.replace('/', '_per_')}", value, unit,
-                    f"Berkeley CS294-158 {source}; full MNIST (60,000), not our subset")
+                    f"Berkeley CS294-158 {source}; {PUBLISHED_DATA[key.split('.')[0]]}")
     if skipped:
         rec.notes += "; skipped: " + ", ".join(skipped)
     torch.set_grad_enabled(True)
@@ -85,12 +95,15 @@ def summarize(section: str, values: dict) -> list[str]:
             mnist = dname.startswith("mnist")
             lecture = get(f"published.{m}.bits_per_dim") if mnist else None
             homework = get(f"published.{'mnist' if mnist else dname}.{m}.nats_per_dim")
-            rows.append([m, fmt(get(f"{dname}.{m}.parameters"), 6),
+            rows.append([m, f"{int(get(f'{dname}.{m}.parameters')):,}",
                          fmt(get(f"{dname}.{m}.train_seconds"), 3),
                          fmt(get(f"{dname}.{m}.nats_per_dim")),
                          fmt(get(f"{dname}.{m}.bits_per_dim")),
                          fmt(lecture), fmt(homework)])
-        lines += [f"**{dname}** (test set)", ""] + table(
+        images, epochs = get(f"{dname}.train_images"), get(f"{dname}.epochs")
+        seen = f", {int(images):,} training images x {int(epochs)} epochs" if images and epochs \
+            else ""
+        lines += [f"**{dname}** (test set{seen})", ""] + table(
             ["model", "parameters", "train s", "nats/dim", "bits/dim",
              "Berkeley lecture bits/dim", "Berkeley homework nats/dim"], rows) + [""]
     return lines
