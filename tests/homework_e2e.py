@@ -4,9 +4,11 @@ fail, and one whole autograde run of several submissions through the grading too
 nbgrader) with the exported CSV checked exercise by exercise."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import importlib.util
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -30,6 +32,46 @@ class Homework:
     bugs: dict             # bug name -> {"exercise", "source", "fails"}
     combined: list         # the bugs of the one-bug-per-exercise submission
     different: dict        # exercise -> a correct answer written differently
+
+    def failures(self, ns: dict, cells: list[str] | None = None) -> dict[str, str]:
+        """Test cell -> the GradingError message, for every part in ``cells`` (default: all
+        of the assignment's) that fails on the namespace ``ns``."""
+        from arlab.grading.checks import GradingError
+        from arlab.grading.parts import grade
+
+        found = {}
+        with contextlib.redirect_stdout(io.StringIO()):
+            for cell in self.our_cells if cells is None else cells:
+                try:
+                    grade(cell, ns)
+                except GradingError as err:
+                    found[cell] = str(err)
+        return found
+
+    def public_failures(self, ns: dict, cells: list[str] | None = None) -> dict[str, str]:
+        """Test cell -> the error of its public part (the code before the hidden tests)."""
+        found = {}
+        with contextlib.redirect_stdout(io.StringIO()):
+            for gid in self.our_cells if cells is None else cells:
+                public = self.cells[gid].source.split("### BEGIN HIDDEN TESTS")[0]
+                try:
+                    exec(compile(code(public), f"<public {gid}>", "exec"), ns)
+                except Exception as err:  # noqa: BLE001
+                    found[gid] = f"{type(err).__name__}: {err}"
+        return found
+
+    def check_parts(self, exercises: list[str]) -> None:
+        """Every test cell has its part with its points, of the right exercise, and every
+        exercise has a registered reference."""
+        from arlab.grading.parts import PARTS, REFERENCES
+
+        assert sorted(self.our_cells) == sorted(self.test_points)
+        for cell in self.our_cells:
+            assert PARTS[cell].points == self.test_points[cell], cell
+            assert PARTS[cell].exercise == contract.exercise_of(cell, exercises)
+        assert list(contract.exercises(self.notebook.cells)) == exercises
+        for name in exercises:
+            assert name in REFERENCES, f"no reference registered for {name}"
 
 
 def fixture(hw: str, name: str) -> ModuleType:

@@ -30,6 +30,7 @@ TRAIN_CELL = "test_train_two_variable"
 H = load(HW, hw)
 NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
 BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
+failures, public_failures = H.failures, H.public_failures
 
 
 def namespace(tests: bool = False) -> tuple[dict, str]:
@@ -55,31 +56,6 @@ def answered(base: dict, answers: dict[str, str]) -> dict:
     return ns
 
 
-def public_failures(ns: dict, cells: list[str] = OUR_CELLS) -> dict[str, str]:
-    """Test cell -> the error of its public part (the code before the hidden tests)."""
-    found = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for gid in cells:
-            public = CELLS[gid].source.split("### BEGIN HIDDEN TESTS")[0]
-            try:
-                exec(compile(code(public), f"<public {gid}>", "exec"), ns)
-            except Exception as err:  # noqa: BLE001
-                found[gid] = f"{type(err).__name__}: {err}"
-    return found
-
-
-def failures(ns: dict, cells: list[str] = OUR_CELLS) -> dict[str, str]:
-    """Test cell -> the GradingError message, for every part in ``cells`` that fails."""
-    found = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in cells:
-            try:
-                grade(cell, ns)
-            except GradingError as err:
-                found[cell] = str(err)
-    return found
-
-
 @pytest.fixture(scope="module")
 def run() -> tuple[dict, str]:
     """The solution notebook run once, test cells included (every hidden part graded)."""
@@ -93,13 +69,7 @@ def solution(run) -> dict:
 
 # --- the notebook and the parts agree ------------------------------------------------------
 def test_every_test_cell_has_its_part_with_its_points():
-    assert sorted(OUR_CELLS) == sorted(TEST_POINTS)
-    for cell in OUR_CELLS:
-        assert PARTS[cell].points == TEST_POINTS[cell], cell
-        assert PARTS[cell].exercise == contract.exercise_of(cell, EXERCISES)
-    assert list(contract.exercises(NOTEBOOK.cells)) == EXERCISES
-    for name in EXERCISES:
-        assert name in REFERENCES, f"no reference registered for {name}"
+    H.check_parts(EXERCISES)
     assert sum(TEST_POINTS.values()) == 20
 
 

@@ -29,6 +29,7 @@ EXERCISES = ["made_masks", "MaskedLinear", "MADE", "CausalConv1d", "wavenet_rece
 H = load(HW, hw)
 NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
 BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
+failures = H.failures
 
 
 def namespace(answers: dict[str, str] | None = None, tests: bool = False) -> dict:
@@ -44,18 +45,6 @@ def namespace(answers: dict[str, str] | None = None, tests: bool = False) -> dic
     return ns
 
 
-def failures(ns: dict) -> dict[str, str]:
-    """Test cell -> the GradingError message, for every part of the assignment that fails."""
-    found = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in OUR_CELLS:
-            try:
-                grade(cell, ns)
-            except GradingError as err:
-                found[cell] = str(err)
-    return found
-
-
 @pytest.fixture(scope="module")
 def solution() -> dict:
     return namespace()
@@ -63,13 +52,7 @@ def solution() -> dict:
 
 # --- the notebook and the parts agree ------------------------------------------------------
 def test_every_test_cell_has_its_part_with_its_points():
-    assert sorted(OUR_CELLS) == sorted(TEST_POINTS)
-    for cell in OUR_CELLS:
-        assert PARTS[cell].points == TEST_POINTS[cell], cell
-        assert PARTS[cell].exercise == contract.exercise_of(cell, EXERCISES)
-    assert list(contract.exercises(NOTEBOOK.cells)) == EXERCISES
-    for name in EXERCISES:
-        assert name in REFERENCES, f"no reference registered for {name}"
+    H.check_parts(EXERCISES)
 
 
 def test_answers_use_no_reference():

@@ -19,7 +19,7 @@ from arlab.grading import contract
 from arlab.grading.checks import GradingError
 from arlab.grading.homework import hw3_pixel_models as hw
 from arlab.grading.imports import refusals
-from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe
+from arlab.grading.parts import PARTS, grade, run_probe
 from arlab.models.gated_pixelcnn import GatedPixelCNNLayer
 from arlab.receptive import masked_conv_stack_receptive_field, pixel_map, receptive_field
 from homework_e2e import check_end_to_end, code, expected_points, load, solution_answers
@@ -32,6 +32,7 @@ TRAIN_CELL = "test_train_pixelcnn"
 H = load(HW, hw)
 NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
 BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
+failures, public_failures = H.failures, H.public_failures
 
 
 def namespace(tests: bool = False) -> tuple[dict, str]:
@@ -71,33 +72,6 @@ def answered(base: dict, answers: dict[str, str]) -> dict:
     return ns
 
 
-def public_failures(ns: dict) -> dict[str, str]:
-    """Test cell -> the error of its public part (the code before the hidden tests)."""
-    found = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for gid, cell in CELLS.items():
-            if not contract.is_test(cell):
-                continue
-            public = cell.source.split("### BEGIN HIDDEN TESTS")[0]
-            try:
-                exec(compile(code(public), f"<public {gid}>", "exec"), ns)
-            except Exception as err:  # noqa: BLE001
-                found[gid] = f"{type(err).__name__}: {err}"
-    return found
-
-
-def failures(ns: dict, cells: list[str] = OUR_CELLS) -> dict[str, str]:
-    """Test cell -> the GradingError message, for every part in ``cells`` that fails."""
-    found = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in cells:
-            try:
-                grade(cell, ns)
-            except GradingError as err:
-                found[cell] = str(err)
-    return found
-
-
 @pytest.fixture(scope="module")
 def run() -> tuple[dict, str]:
     """The solution notebook run once, test cells included (every hidden part graded)."""
@@ -111,13 +85,7 @@ def solution(run) -> dict:
 
 # --- the notebook and the parts agree ------------------------------------------------------
 def test_every_test_cell_has_its_part_with_its_points():
-    assert sorted(OUR_CELLS) == sorted(TEST_POINTS)
-    for cell in OUR_CELLS:
-        assert PARTS[cell].points == TEST_POINTS[cell], cell
-        assert PARTS[cell].exercise == contract.exercise_of(cell, EXERCISES)
-    assert list(contract.exercises(NOTEBOOK.cells)) == EXERCISES
-    for name in EXERCISES:
-        assert name in REFERENCES, f"no reference registered for {name}"
+    H.check_parts(EXERCISES)
 
 
 def test_answers_use_no_reference():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,6 +48,21 @@ class Part:
 
     def judge(self, out: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+
+def delegate(probe: Callable[..., dict[str, Any]], judge: Callable[..., None],
+             *args: Any) -> tuple[Callable, Callable]:
+    """Both halves of a part from module functions that take the same extra arguments:
+    ``probe, judge = delegate(_probe_conv, _judge_conv, True)`` in a Part's body makes
+    ``probe(ns)`` call ``_probe_conv(ns, True)`` and ``judge(out)`` call
+    ``_judge_conv(out, True)`` (for parts of one exercise that differ by a setting)."""
+    def probe_half(self, ns):
+        return probe(ns, *args)
+
+    def judge_half(self, out):
+        judge(out, *args)
+
+    return probe_half, judge_half
 
 
 def to_arrays(outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from arlab.data import smiley_2d
 from arlab.grading.checks import all_configs, check_close, check_shape, fail
-from arlab.grading.parts import REFERENCES, Part, student
+from arlab.grading.parts import REFERENCES, Part, delegate, student
 from arlab.models.histogram import histogram_probs, inverse_cdf_sample
 from arlab.models.logistic import dlogistic_mixture_log_prob
 from arlab.models.rnn import PixelRNN
@@ -228,11 +228,7 @@ class HistogramCounts(Part):
     cell = "test_histogram_probs"
     points = 1
 
-    def probe(self, ns):
-        return _probe_hist(ns, False)
-
-    def judge(self, out):
-        _judge_hist(out, False)
+    probe, judge = delegate(_probe_hist, _judge_hist, False)
 
 
 class HistogramSmoothed(Part):
@@ -240,11 +236,7 @@ class HistogramSmoothed(Part):
     cell = "test_histogram_probs_2"
     points = 1
 
-    def probe(self, ns):
-        return _probe_hist(ns, True)
-
-    def judge(self, out):
-        _judge_hist(out, True)
+    probe, judge = delegate(_probe_hist, _judge_hist, True)
 
 
 # =============================================================================================

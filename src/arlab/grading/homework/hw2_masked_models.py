@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from arlab.grading.checks import GradingError, check_close, check_shape, dependence, fail
-from arlab.grading.parts import REFERENCES, Part, student
+from arlab.grading.parts import REFERENCES, Part, delegate, student
 from arlab.models.made import MaskedLinear, made_degrees, made_masks
 from arlab.models.wavenet import CausalConv1d, GatedResidualBlock, wavenet_receptive_field
 
@@ -622,11 +622,7 @@ class CausalConvCurrent(Part):
     cell = "test_CausalConv1d"
     points = 2
 
-    def probe(self, ns):
-        return _probe_conv(ns, True)
-
-    def judge(self, out):
-        _judge_conv(out, True)
+    probe, judge = delegate(_probe_conv, _judge_conv, True)
 
 
 class CausalConvShifted(Part):
@@ -634,11 +630,7 @@ class CausalConvShifted(Part):
     cell = "test_CausalConv1d_2"
     points = 1
 
-    def probe(self, ns):
-        return _probe_conv(ns, False)
-
-    def judge(self, out):
-        _judge_conv(out, False)
+    probe, judge = delegate(_probe_conv, _judge_conv, False)
 
 
 # =============================================================================================

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from arlab.compute import by_budget
 from arlab.data import shapes
 from arlab.grading.checks import check_close, check_shape, fail
-from arlab.grading.parts import REFERENCES, Part, student
+from arlab.grading.parts import REFERENCES, Part, delegate, student
 from arlab.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNLayer
 from arlab.models.pixelcnn import MaskedConv2d, PixelCNN, pixelcnn_mask
 from arlab.models.pixelsnail import CausalSelfAttention, causal_attention_mask
@@ -526,11 +526,7 @@ class FieldGrey(Part):
     cell = "test_receptive_field_map"
     points = 2
 
-    def probe(self, ns):
-        return _probe_fields(ns, "grey")
-
-    def judge(self, out):
-        _judge_fields(out, "grey")
+    probe, judge = delegate(_probe_fields, _judge_fields, "grey")
 
 
 class FieldChannels(Part):
@@ -538,11 +534,7 @@ class FieldChannels(Part):
     cell = "test_receptive_field_map_2"
     points = 1
 
-    def probe(self, ns):
-        return _probe_fields(ns, "channels")
-
-    def judge(self, out):
-        _judge_fields(out, "channels")
+    probe, judge = delegate(_probe_fields, _judge_fields, "channels")
 
 
 # =============================================================================================
@@ -777,11 +769,7 @@ class AttentionMaskSelf(Part):
     cell = "test_causal_attention_mask"
     points = 1
 
-    def probe(self, ns):
-        return _probe_attention_mask(ns, True)
-
-    def judge(self, out):
-        _judge_attention_mask(out, True)
+    probe, judge = delegate(_probe_attention_mask, _judge_attention_mask, True)
 
 
 class AttentionMaskStrict(Part):
@@ -789,11 +777,7 @@ class AttentionMaskStrict(Part):
     cell = "test_causal_attention_mask_2"
     points = 1
 
-    def probe(self, ns):
-        return _probe_attention_mask(ns, False)
-
-    def judge(self, out):
-        _judge_attention_mask(out, False)
+    probe, judge = delegate(_probe_attention_mask, _judge_attention_mask, False)
 
 
 # =============================================================================================
@@ -884,11 +868,7 @@ class AttentionWithSelf(Part):
     points = 2
     uses = ("causal_attention_mask",)
 
-    def probe(self, ns):
-        return _probe_attention(ns, True)
-
-    def judge(self, out):
-        _judge_attention(out, True)
+    probe, judge = delegate(_probe_attention, _judge_attention, True)
 
 
 class AttentionWithoutSelf(Part):
@@ -897,11 +877,7 @@ class AttentionWithoutSelf(Part):
     points = 1
     uses = ("causal_attention_mask",)
 
-    def probe(self, ns):
-        return _probe_attention(ns, False)
-
-    def judge(self, out):
-        _judge_attention(out, False)
+    probe, judge = delegate(_probe_attention, _judge_attention, False)
 
 
 _CAUSAL_ATTN = [(8, 2, 7, True), (8, 2, 7, False), (6, 3, 5, False)]  # dim, heads, L, self
