@@ -39,7 +39,7 @@ walkthrough: setup
 	@$(BIN)/python -m arlab.walkthrough --out build/walkthrough
 
 bench: setup
-	@$(BIN)/python -m benchmarks.run
+	@$(BIN)/python -m benchmarks.run --budgets smoke,cpu
 
 data: setup
 	@$(BIN)/python -m pip install --quiet -e ".[data]"

@@ -50,7 +50,7 @@ def datasets(quick: bool, names=None, skipped: list[str] | None = None):
     return found
 
 
-def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: int = 2,
+def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: int = 3,
          models=None, data=None) -> Record:
     budget = "quick mode: 8x8 shapes, 5 steps" if quick else (
         f"{epochs} epochs at batch 64, Adam lr 1e-3, on {device}")

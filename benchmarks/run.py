@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-save", action="store_true", help="print, do not record")
-    parser.add_argument("--epochs", type=int, default=2, help="quality: training epochs")
+    parser.add_argument("--epochs", type=int, default=3, help="quality: training epochs")
     parser.add_argument("--datasets", default=None,
                         help="quality: comma-separated datasets (default mnist,shapes,digits)")
     parser.add_argument("--models", default=None, help="comma-separated image models")
