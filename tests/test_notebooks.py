@@ -74,6 +74,9 @@ def test_executes_under_smoke_budget(path, monkeypatch):
             f"{path.name}: {name} is no better than untrained")
         assert r["bits_per_dim"] == pytest.approx(r["nats_per_dim"] / math.log(2))
     for i, cell in enumerate(nb.cells):
+        warned = [o["text"] for o in cell.get("outputs", []) if o.output_type == "stream"
+                  and o.name == "stderr" and "Warning" in o["text"]]
+        assert not warned, f"{path.name} cell {i} shows a learner a warning: {warned[0][:300]}"
         if "widget" in cell.metadata.get("tags", []):
             mimes = [m for o in cell.outputs for m in o.get("data", {})]
             assert WIDGET_MIME in mimes, f"{path.name} cell {i}: the widget was not displayed"
