@@ -102,7 +102,8 @@ def write_markdown(data: dict) -> None:
     lines = ["# Benchmark results", "",
              "Written by `make bench` (`python -m benchmarks.run`); the same numbers are in",
              "`results.json`. Timings are figures for people, measured on the machine named in",
-             "each section; compare them only as ratios within one section.", ""]
+             "each section; compare them only as ratios within one section. Sections measured",
+             "on a GPU (`--device cuda`) are recorded as `<section>_cuda`.", ""]
     for section, meta in sorted(data["_sections"].items()):
         m = meta["machine"]
         where = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}" + (
