@@ -66,10 +66,6 @@ def main(quick: bool = False, device: str = "cpu", command: str = "") -> Record:
     return rec
 
 
-if __name__ == "__main__":
-    main(quick=True)
-
-
 def summarize(section: str, values: dict) -> list[str]:
     """Seconds per submission, in-kernel vs trusted, per assignment and worker count."""
     def get(assignment, mode, workers):
@@ -88,3 +84,7 @@ def summarize(section: str, values: dict) -> list[str]:
             rows.append(row)
     return table(["assignment", "in-kernel 1w (s)", "trusted 1w (s)", "trusted/in-kernel",
                   "in-kernel 2w (s)", "trusted 2w (s)", "trusted/in-kernel"], rows)
+
+
+if __name__ == "__main__":
+    main(quick=True)

@@ -58,13 +58,13 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: in
                  merge=bool(models or data))
     skipped: list[str] = []
     for dname, data in datasets(quick, data, skipped).items():
+        rec.add(f"{dname}.train_images", len(data.train), "images")
+        rec.add(f"{dname}.epochs", epochs, "epochs")
         for name in models or IMAGE_MODELS:
             model = build(name, data.data_shape, data.levels)
             hist = fit(model, data.train, data.test, epochs=epochs, batch_size=64, lr=1e-3,
                        max_steps=5 if quick else None, device=device, progress=False)
             key = f"{dname}.{name}"
-            rec.add(f"{dname}.train_images", len(data.train), "images")
-            rec.add(f"{dname}.epochs", epochs, "epochs")
             rec.add(f"{key}.nats_per_dim", hist.final_test_nats_per_dim, "nats/dim")
             rec.add(f"{key}.bits_per_dim", hist.final_test_bits_per_dim, "bits/dim")
             rec.add(f"{key}.parameters", parameters(model), "")

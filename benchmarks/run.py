@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"budgets": tuple(b for b in args.budgets.split(",") if b != "none")}
         if args.models and section in ("quality", "throughput"):
             extra["models"] = args.models.split(",")
-        rec = module.main(quick=args.quick, device=args.device, command=command_line(argv), **extra)
+        rec = module.main(quick=args.quick, device=args.device, command=command_line(argv),
+                          **extra)
         if args.device != "cpu":
             rec.rename(f"{section}_{args.device}")
         if not args.no_save:

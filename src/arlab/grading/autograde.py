@@ -295,9 +295,9 @@ def _grade_one(course: Course, assignment: str, student: str, template: Path, wo
     progress.mkdir()
     env = _job_env(limits.memory_mb, workers, progress, limits.cell_timeout)
     in_kernel = _in_kernel_probes(box, parts, limits)
-    if in_kernel:
-        env = {**env, "ARLAB_PROBE_SPEC": str(box / "probes.json")}
-    ended = _sandboxed(box, root, "autograde", assignment, student, env, log, limits, hide)
+    graded_env = {**env, "ARLAB_PROBE_SPEC": str(box / "probes.json")} if in_kernel else env
+    ended = _sandboxed(box, root, "autograde", assignment, student, graded_env, log, limits,
+                       hide)
     if ended.timed_out:
         why = (f"stopped after {wall_seconds:g} s, the limit for one submission; cells that "
                "finished before kept their points")
@@ -321,9 +321,8 @@ def _grade_one(course: Course, assignment: str, student: str, template: Path, wo
             reasons.append(problem)
     probes = {name: out for name, out in in_kernel.items() if trusted.has_results(out)}
     rest = {name: cells for name, cells in parts.items() if name not in probes}
-    more, probe_why = _run_probes(course, assignment, student, work, defs, rest,
-                                  {k: v for k, v in env.items() if k != "ARLAB_PROBE_SPEC"},
-                                  limits, hide)
+    more, probe_why = _run_probes(course, assignment, student, work, defs, rest, env, limits,
+                                  hide)
     return _Outcome(student, graded, reasons, ended.seconds, {**probes, **more}, probe_why)
 
 

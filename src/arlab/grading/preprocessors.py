@@ -224,22 +224,23 @@ class GuardedExecute(Execute):
         if probe is None:
             return super().preprocess(nb, resources, km)
         nb.cells.append(probe)
-        self._probe_index = len(nb.cells) - 1
+        self._probe_index = index = len(nb.cells) - 1
         try:
             return super().preprocess(nb, resources, km)
         finally:
             self._probe_index = None
-            nb.cells.remove(probe)
+            del nb.cells[index]
 
     def _probe_cell(self, resources):
         """The trusted grader's probes, as a last cell run in this kernel after the notebook
         (so the student's code is not run a second time); None when none are asked for."""
+        if not self.probe_spec:
+            return None
         name = ((resources or {}).get("nbgrader") or {}).get("notebook", "")
         try:
-            wanted = name in json.loads(Path(self.probe_spec).read_text())
+            if name not in json.loads(Path(self.probe_spec).read_text()):
+                return None
         except (OSError, ValueError):
-            wanted = False
-        if not self.probe_spec or not wanted:
             return None
         return nbformat.v4.new_code_cell(
             "import arlab.grading.probe_runner as __arlab_probe__\n"

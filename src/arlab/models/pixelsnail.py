@@ -8,7 +8,6 @@ every pixel the model sees exactly the earlier pixels: no blind spot, whatever t
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
