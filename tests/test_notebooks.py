@@ -7,6 +7,7 @@ import nbformat
 import pytest
 
 from arlab.walkthrough import COLAB, notebooks
+from test_walkthrough_integrity import answer_cells, cell_text_outputs, overlaps
 
 NOTEBOOKS = notebooks()
 RESULT_PROBE = "import json as _json; print('ARLAB_RESULTS=' + _json.dumps(results))"
@@ -73,7 +74,10 @@ def test_executes_under_smoke_budget(path, monkeypatch):
         assert r["nats_per_dim"] < r["untrained_nats_per_dim"], (
             f"{path.name}: {name} is no better than untrained")
         assert r["bits_per_dim"] == pytest.approx(r["nats_per_dim"] / math.log(2))
+    answers = answer_cells()
     for i, cell in enumerate(nb.cells):
+        copied = overlaps(cell_text_outputs(cell), answers)
+        assert not copied, f"{path.name} cell {i} prints the reference answer of {copied}"
         warned = [o["text"] for o in cell.get("outputs", []) if o.output_type == "stream"
                   and o.name == "stderr" and "Warning" in o["text"]]
         assert not warned, f"{path.name} cell {i} shows a learner a warning: {warned[0][:300]}"
