@@ -12,6 +12,7 @@ help:
 	@echo "make test         run every test (ARLAB_BUDGET=smoke)"
 	@echo "make walkthrough  execute the notebooks and write HTML to build/walkthrough/"
 	@echo "make bench        run the benchmarks and rewrite benchmarks/RESULTS.md"
+	@echo "make mutation     measure the hidden tests by mutating every reference answer (~20 min)"
 
 setup: $(STAMP)
 
@@ -40,6 +41,9 @@ walkthrough: setup
 
 bench: setup
 	@$(BIN)/python -m benchmarks.run --budgets smoke,cpu
+
+mutation: setup
+	@$(TEST_ENV) $(BIN)/python -m benchmarks.mutation $(MUTATION_ARGS)
 
 data: setup
 	@$(BIN)/python -m pip install --quiet -e ".[data]"
