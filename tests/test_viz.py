@@ -472,3 +472,48 @@ def test_display_redraws_once_per_change(capsys):
     assert w.redraws == 3
     shown = "".join(o.get("text", "") for o in w.output.outputs)
     assert "whole numbers" in shown            # the reason is shown where the figure was
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def test_widget_output_holds_png_as_base64_text():
+    # ipywidgets sends bytes in a widget's state as binary buffers, which a browser's image
+    # renderer cannot show: the figure must travel as base64 text.
+    import base64
+
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    w = WaveNetWidget(layers=2)
+    w.show()
+    w.position.value = 10
+    (out,) = w.output.outputs
+    png = out["data"]["image/png"]
+    assert isinstance(png, str) and base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
+    _state, paths, _buffers = _remove_buffers(w.output.get_state())
+    assert paths == []                          # nothing travels as a binary buffer
+    assert png == w.last_png and w.redraws == 2
+
+
+def test_show_emits_the_static_twin_apart_from_the_widget(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+    w = InverseCDFWidget(torch.tensor([0.2, 0.3, 0.5]))
+    w.show()
+    twin, live = shown
+    assert WIDGET_VIEW not in twin and twin["image/png"] == w.last_png
+    assert w.twin_class in twin["text/html"]   # the live view hides this twin by its class
+    assert WIDGET_VIEW in live and "image/png" not in live
+    assert "run this cell" in live["text/plain"]
+
+
+def test_small_layout_fixes():
+    made_ax = MADEWidget(d=5).figure().axes[0]
+    assert list(made_ax.get_xticks()) == []
+    model = zoo()["pixelcnn"](data_shape=(1, 3, 3), levels=2, channels=4, layers=1)
+    image_ax = SamplingStepper.static(model, 3).axes[0]
+    for ticks in (image_ax.get_xticks(), image_ax.get_yticks()):
+        assert all(float(t).is_integer() for t in ticks)
+    assert HistogramBinsWidget(torch.arange(4), torch.arange(4), 4).alpha.layout.width

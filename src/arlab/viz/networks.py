@@ -124,7 +124,8 @@ def _draw_made(ax: Axes, inputs: Tensor, hidden: list[Tensor], masks: list[Tenso
     width = max(len(deg) for deg in degrees)
     ax.set_xlim(-width / 2 - 0.2, width / 2 + 0.2)
     ax.set_ylim(-0.9, top + 0.9)
-    ax.set_xlabel("unit (the number on a unit is its degree)")
+    ax.set_xticks([])  # units have no x coordinate worth reading
+    ax.set_xlabel("units (the number on a unit is its degree)")
     ax.set_ylabel("layer")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -149,6 +150,7 @@ class MADEWidget(FigureWidget):
                                            style=_WIDE, layout=widgets.Layout(width="130px"))
         self.output_unit = widgets.Dropdown(options=list(range(d)), description="output",
                                             style=_WIDE)
+        self._networks: dict[tuple, tuple[Tensor, list[Tensor], list[Tensor]]] = {}
         self._setup([self.d, self.hidden, self.ordering, self.seed, self.output_unit])
         with self._hold():
             self._sync()
@@ -163,9 +165,13 @@ class MADEWidget(FigureWidget):
             self.output_unit.value = keep if keep is not None and keep < d else d - 1
 
     def network(self) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """``(input_degrees, hidden_degrees, masks)`` for the current settings."""
-        return made_network(self.d.value, parse_hidden_sizes(self.hidden.value),
-                            self.ordering.value, self.seed.value)
+        """``(input_degrees, hidden_degrees, masks)`` for the current settings (kept per
+        setting: choosing another output redraws without rebuilding the network)."""
+        key = (self.d.value, tuple(parse_hidden_sizes(self.hidden.value)),
+               self.ordering.value, self.seed.value)
+        if key not in self._networks:
+            self._networks[key] = made_network(key[0], list(key[1]), key[2], key[3])
+        return self._networks[key]
 
     def dependence(self) -> Tensor:
         """``BoolTensor[D]``: the inputs the chosen output depends on (product of masks)."""
@@ -173,14 +179,16 @@ class MADEWidget(FigureWidget):
 
     def figure(self) -> Figure:
         return self.static(self.d.value, self.hidden.value, self.ordering.value,
-                           self.seed.value, self.output_unit.value)
+                           self.seed.value, self.output_unit.value, network=self.network())
 
     @classmethod
     def static(cls, d: int, hidden: str | list[int], ordering: str, seed: int,
-               output: int) -> Figure:
-        """The network for these settings, paths into ``output`` highlighted."""
+               output: int, network: tuple[Tensor, list[Tensor], list[Tensor]] | None = None
+               ) -> Figure:
+        """The network for these settings, paths into ``output`` highlighted; ``network``
+        is ``made_network(...)`` of these settings when already built."""
         sizes = parse_hidden_sizes(hidden) if isinstance(hidden, str) else list(hidden)
-        inputs, hidden_deg, masks = made_network(d, sizes, ordering, seed)
+        inputs, hidden_deg, masks = network or made_network(d, sizes, ordering, seed)
         dep = made_dependence(masks)[output]
         rank = int(inputs[output])
         earlier = int((inputs < rank).sum())

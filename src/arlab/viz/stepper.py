@@ -9,6 +9,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 import ipywidgets as widgets
@@ -105,6 +106,8 @@ def _draw_image(ax: Axes, traj: SampleTrajectory, step: int) -> None:
         for i, j in nxt.nonzero().tolist():
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728",
                                    lw=2.5))
+    for axis in (ax.xaxis, ax.yaxis):  # rows and columns are whole numbers
+        axis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("column (pixels)")
     ax.set_ylabel("row (pixels)")
     ax.set_title(f"after {step} of {traj.num_steps} steps\n"
