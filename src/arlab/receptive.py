@@ -1,88 +1,282 @@
-"""What an output depends on: receptive fields, causality violations and blind spots.
+"""What an output depends on: the one dependence engine, and receptive fields, causality
+violations and blind spots built on it.
 
-Dependence is decided exactly: in float64, an input counts as seen when the gradient of a
-random projection of the output's parameters is non-zero (compared with 0, no epsilon) for at
-least one of several random inputs. Models whose forward pass is not differentiable in its
-input (one-hot lookups) are probed by perturbation instead: change one input level, compare
-the outputs exactly.
+:func:`dependence` decides, for any function or model, which input positions each output
+position depends on. Two tests, and a dependence seen by either counts:
+
+- *gradients*, in float64 where the model runs in float64: a position is seen when the
+  gradient of a random projection of the output is non-zero (compared with 0: masked weights
+  and absent paths give an exact zero in any precision, whatever the CPU's kernels);
+- *perturbation*: each input position is changed in turn (to another level for discrete
+  inputs), and an output counts as changed only when it moves by more than the rounding of its
+  dtype allows (``ROUNDING_ULPS`` units in the last place of the largest output). This catches
+  what gradients cannot see (``detach``, integer lookups, branches on the input's values),
+  and a float32 model's outputs that move by rounding alone are not counted.
+
+No decision compares recomputed floats bit for bit: the same float32 product differs in the
+last bit between CPUs, thread counts and positions in a batch.
 """
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+ROUNDING_ULPS = 64  # output moves up to this many units in the last place count as rounding
+_CHUNK = 512        # inputs per forward pass
 
 
-def _float64_copy(model):
-    m = copy.deepcopy(model).double().eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
+@dataclass(frozen=True)
+class Dependence:
+    """``seen[p, q]``: output position ``p`` depends on input position ``q``.
+
+    ``method`` says how it was decided (for feedback): the dtype the model ran in, and the
+    threshold below which an output change counted as rounding."""
+
+    seen: Tensor
+    method: str
 
 
-def _random_levels(shape, levels, g):
-    return torch.randint(0, levels, shape, generator=g)
+def positions(shape: Sequence[int], axes: Sequence[int] | None = None) -> Tensor:
+    """``LongTensor[*shape]``: the position of every element, numbering the combinations of
+    the ``axes`` in row-major order (other axes, e.g. channels, share their position).
+    ``axes=None``: every element is its own position."""
+    shape = tuple(int(s) for s in shape)
+    axes = tuple(range(len(shape))) if axes is None else tuple(a % len(shape) for a in axes)
+    index = torch.zeros(shape, dtype=torch.long)
+    stride = 1
+    for a in reversed(axes):
+        view = [1] * len(shape)
+        view[a] = shape[a]
+        index = index + torch.arange(shape[a]).view(view) * stride
+        stride *= shape[a]
+    return index
 
 
-def _projection(params: Tensor, position: tuple[int, ...], g: torch.Generator) -> Tensor:
-    """A random linear combination of every parameter at ``position`` (cancellation has
-    probability zero, unlike a plain sum)."""
-    out = params[(0, slice(None), *position)]
-    w = torch.randn(out.shape, generator=g, dtype=torch.float64)
-    return (out * w).sum()
+def _runners(model, call):
+    """The model in float64 (a copy, no parameter gradients), then as it is, in the dtype of
+    its parameters (float32 for a plain callable)."""
+    call = call or (lambda m, x: m(x))
+    native = torch.float32
+    if isinstance(model, nn.Module):
+        native = next((p.dtype for p in model.parameters() if p.is_floating_point()),
+                      torch.float32)
+        try:
+            m64 = copy.deepcopy(model).double().eval()
+            for p in m64.parameters():
+                p.requires_grad_(False)
+        except Exception:  # noqa: BLE001 - a module that cannot be copied runs as it is
+            m64 = model
+        yield torch.float64, (lambda x: call(m64, x))
+        model.eval()
+        if native != torch.float64:
+            yield native, (lambda x: call(model, x))
+    else:
+        yield torch.float64, (lambda x: call(model, x))
+        yield native, (lambda x: call(model, x))
+
+
+def _out(y) -> Tensor:
+    if isinstance(y, (tuple, list)) and y and isinstance(y[0], Tensor):
+        y = y[0]
+    if not isinstance(y, Tensor):
+        raise TypeError(f"the model returned {type(y).__name__}, not a tensor")
+    return y
+
+
+def _segment_any(values: Tensor, index: Tensor, size: int) -> Tensor:
+    """``values [B, E]`` (non-negative), ``index [E]`` -> ``BoolTensor[B, size]``: some value
+    of the segment is non-zero."""
+    out = torch.zeros(values.shape[0], size, dtype=torch.float64)
+    out.index_add_(1, index, values.double())
+    return out > 0
+
+
+def _segment_max(values: Tensor, index: Tensor, size: int) -> Tensor:
+    out = torch.zeros(values.shape[0], size, dtype=values.dtype)
+    return out.scatter_reduce_(1, index.expand(values.shape[0], -1), values, "amax")
+
+
+def _gradients(run, dtype, x: Tensor, in_index: Tensor, out_index: Tensor, rows: list[int],
+               q: int, g: torch.Generator, magnitude: bool) -> Tensor | None:
+    """``[len(rows), Q]``: for each output position in ``rows``, the largest |gradient| over
+    the input position's elements (``magnitude``), or whether it is non-zero. None when the
+    output does not depend differentiably on the input."""
+    flat_in, flat_out = in_index.reshape(-1), out_index.reshape(-1)
+    found = []
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        xs = x.to(dtype).expand(len(chunk), *x.shape).clone().requires_grad_(True)
+        y = _out(run(xs))
+        if not y.requires_grad:
+            return None
+        y = y.reshape(len(chunk), -1)
+        pick = flat_out[None, :] == torch.tensor(chunk)[:, None]
+        weights = torch.randn(y.shape, generator=g, dtype=torch.float64).to(y.dtype) * pick
+        (grad,) = torch.autograd.grad((y * weights).sum(), xs, allow_unused=True)
+        if grad is None:  # the input is not in the graph (an integer lookup): no verdict
+            return None
+        grad = grad.detach().reshape(len(chunk), -1).abs().double()
+        found.append(_segment_max(grad, flat_in, q) if magnitude
+                     else _segment_any(grad, flat_in, q))
+    return torch.cat(found)
+
+
+def _perturbation(run, dtype, x: Tensor, in_index: Tensor, out_index: Tensor, p: int, q: int,
+                  levels: int | None, g: torch.Generator) -> tuple[Tensor, float]:
+    """``[P, Q]``: output position p moves by more than rounding when input position q is
+    changed (to another level when ``levels`` is given, else by a unit normal step)."""
+    flat_in, flat_out = in_index.reshape(-1), out_index.reshape(-1)
+    base = x.reshape(-1)
+    variants = base.repeat(q, 1)
+    hit = flat_in[None, :] == torch.arange(q)[:, None]           # [Q, E]
+    if levels is None:
+        step = torch.randn(variants.shape, generator=g, dtype=torch.float64)
+        variants = torch.where(hit, variants + step.to(variants.dtype), variants)
+    else:
+        shift = torch.randint(1, max(int(levels), 2), variants.shape, generator=g)
+        variants = torch.where(hit, (variants + shift) % int(levels), variants)
+    moved = torch.zeros(q, p, dtype=torch.bool)
+    tol = 0.0
+    with torch.no_grad():
+        for start in range(0, q, _CHUNK - 1):
+            chunk = variants[start:start + _CHUNK - 1]
+            batch = torch.cat([base[None], chunk]).view(-1, *x.shape).to(dtype)
+            y = _out(run(batch)).reshape(batch.shape[0], -1).double()
+            ref, other = y[:1], y[1:]
+            finite = torch.isfinite(ref)
+            scale = float(ref[finite].abs().max()) if finite.any() else 0.0
+            tol = ROUNDING_ULPS * torch.finfo(y.dtype if dtype is None else dtype).eps \
+                * max(1.0, scale)
+            both = torch.isfinite(other) & finite
+            differs = torch.where(both, (other - ref).abs() > tol,
+                                  (other != ref) & ~(other.isnan() & ref.isnan()))
+            moved[start:start + len(chunk)] = _segment_max(differs.to(torch.uint8), flat_out,
+                                                           p).bool()
+    return moved.T, tol
+
+
+def dependence(model, inputs: Tensor, *, call: Callable | None = None,
+               in_axes: Sequence[int] | None = None, out_axes: Sequence[int] | None = None,
+               levels: int | None = None, rows: Sequence[int] | None = None,
+               perturb: bool = True, seed: int = 0) -> Dependence:
+    """Which input positions each output position of ``model`` depends on.
+
+    Args:
+        model: an ``nn.Module`` (run on a float64 copy when it can, else as it is, in
+            float32) or any callable.
+        inputs: ``[K, *shape]``, the points at which dependence is probed (a dependence seen
+            at any of them counts). With ``levels``, integer levels 0..levels-1.
+        call: ``call(model, x) -> Tensor[B, *out_shape]`` for ``x [B, *shape]``; default
+            ``model(x)`` (a tuple result: its first tensor).
+        in_axes / out_axes: the axes of ``shape`` / ``out_shape`` that index positions (e.g.
+            ``(1, 2)`` for the rows and columns of ``[C, H, W]``); None: every element.
+        levels: the inputs are discrete levels; perturbation moves each to another level.
+        rows: only these output positions (the rest of ``seen`` stays False).
+        perturb: also run the perturbation test (gradients alone when False).
+
+    Returns:
+        :class:`Dependence` with ``seen`` a ``BoolTensor[P, Q]``.
+    """
+    inputs = torch.as_tensor(inputs)
+    shape = tuple(inputs.shape[1:])
+    in_index = positions(shape, in_axes)
+    q = int(in_index.max()) + 1
+    runners = list(_runners(model, call))
+    for k, (dtype, run) in enumerate(runners):
+        try:
+            return _decide(run, dtype, inputs, in_index, q, out_axes, levels, rows, perturb,
+                           seed)
+        except Exception:  # noqa: BLE001 - float64 may fail; then the model's own dtype
+            if k == len(runners) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _decide(run, dtype, inputs, in_index, q, out_axes, levels, rows, perturb, seed):
+    g = torch.Generator().manual_seed(seed)
+    probe = _out(run(inputs[:1].to(dtype)))
+    out_index = positions(probe.shape[1:], out_axes)
+    p = int(out_index.max()) + 1
+    chosen = list(range(p)) if rows is None else [int(r) for r in rows]
+    seen = torch.zeros(p, q, dtype=torch.bool)
+    tol, graded = None, True
+    for x in inputs:
+        grads = _gradients(run, dtype, x.double(), in_index, out_index, chosen, q, g,
+                           magnitude=False)
+        if grads is None:
+            graded = False
+        else:
+            seen[chosen] |= grads
+        if perturb:
+            moved, tol = _perturbation(run, dtype, x.double(), in_index, out_index, p, q,
+                                       levels, g)
+            seen[chosen] |= moved[chosen]
+    name = str(dtype).removeprefix("torch.")
+    parts = [f"{name} gradients"] if graded else []
+    if tol is not None:
+        parts.append(f"perturbation (output changes up to {tol:.1e} counted as rounding)")
+    return Dependence(seen, " and ".join(parts))
+
+
+def _random_inputs(shape, levels, num_inputs, g, discrete: bool) -> Tensor:
+    if discrete:
+        return torch.randint(0, levels, (num_inputs, *shape), generator=g).double()
+    return torch.rand((num_inputs, *shape), generator=g, dtype=torch.float64) * (levels - 1)
 
 
 def receptive_field(model, position: tuple[int, ...], data_shape: tuple[int, ...] | None = None,
                     cond: Tensor | None = None, num_inputs: int = 3, seed: int = 0,
                     magnitude: bool = False) -> Tensor:
-    """Inputs on which the parameters at ``position`` depend.
+    """Inputs on which the parameters at ``position`` depend (by :func:`dependence`).
 
     Args:
         model: any arlab model (``forward(x, cond) -> [N, P, *data_shape]``).
         position: an index into ``data_shape`` (e.g. ``(c, i, j)`` for images).
         num_inputs: how many random inputs; a dependence seen on any of them counts.
-        magnitude: return the largest |gradient| over the inputs (float64) instead of a mask.
+        magnitude: return the largest float64 |gradient| over the inputs instead of a mask.
 
     Returns:
         ``BoolTensor[*data_shape]`` (or ``Tensor[*data_shape]`` of |gradient| magnitudes).
     """
     data_shape = tuple(data_shape or model.data_shape)
     position = tuple(int(p) for p in position)
-    m = _float64_copy(model)
-    g = torch.Generator().manual_seed(seed)
     if cond is not None:
         cond = torch.as_tensor(cond).reshape(1)
-    total = torch.zeros(data_shape, dtype=torch.float64)
-    for _ in range(num_inputs):
-        x = torch.rand((1, *data_shape), generator=g, dtype=torch.float64) * (m.levels - 1)
-        x.requires_grad_(True)
-        out = _projection(m(x, cond), position, g)
-        if not out.requires_grad:
-            if magnitude:
+
+    def call(m, x):  # parameters second: positions are the data dims
+        return m(x, None if cond is None else cond.expand(x.shape[0]))
+
+    row = int(positions(data_shape)[position])
+    out_axes = tuple(range(1, 1 + len(data_shape)))
+    g = torch.Generator().manual_seed(seed)
+    if magnitude:
+        m = copy.deepcopy(model).double().eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+        inputs = _random_inputs(data_shape, model.levels, num_inputs, g, discrete=False)
+        in_index = positions(data_shape)
+        out_index = positions(_out(call(m, inputs[:1])).shape[1:], out_axes)
+        total = torch.zeros(data_shape, dtype=torch.float64)
+        for x in inputs:
+            grads = _gradients(lambda v: call(m, v), torch.float64, x, in_index, out_index,
+                               [row], in_index.numel(), g, magnitude=True)
+            if grads is None:
                 raise ValueError(f"{type(model).__name__} is not differentiable in its input; "
                                  "only the seen/unseen map (magnitude=False) is available.")
-            return _receptive_by_perturbation(m, position, data_shape, cond, num_inputs, seed)
-        (grad,) = torch.autograd.grad(out, x, allow_unused=True)
-        if grad is not None:
-            total = torch.maximum(total, grad[0].abs())
-    return total if magnitude else total != 0
-
-
-@torch.no_grad()
-def _receptive_by_perturbation(m, position, data_shape, cond, num_inputs, seed) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    seen = torch.zeros(data_shape, dtype=torch.bool)
-    flat = seen.view(-1)
-    for _ in range(num_inputs):
-        x = _random_levels((1, *data_shape), m.levels, g)
-        base = m(x, cond)[(0, slice(None), *position)]
-        for q in range(flat.numel()):
-            y = x.clone()
-            yv = y.view(1, -1)
-            yv[0, q] = (yv[0, q] + 1 + torch.randint(0, m.levels - 1, (1,), generator=g)) % m.levels
-            flat[q] |= bool((m(y, cond)[(0, slice(None), *position)] != base).any())
-    return seen
+            total = torch.maximum(total, grads[0].view(data_shape))
+        return total
+    inputs = _random_inputs(data_shape, model.levels, num_inputs, g, discrete=False)
+    found = dependence(model, inputs, call=call, out_axes=out_axes, rows=[row],
+                       levels=None, perturb=False, seed=seed)
+    if "gradients" not in found.method:  # not differentiable in its input: change levels
+        found = dependence(model, _random_inputs(data_shape, model.levels, num_inputs, g, True),
+                           call=call, out_axes=out_axes, rows=[row], levels=model.levels,
+                           seed=seed)
+    return found.seen[row].view(data_shape)
 
 
 def causality_violations(model, position: tuple[int, ...], **kwargs) -> Tensor:
