@@ -10,9 +10,11 @@ anything else), when the child dies, or when it runs past its time.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import multiprocessing
 import os
+import pkgutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -61,10 +63,23 @@ def _close_figures() -> None:
         sys.modules["matplotlib.pyplot"].close("all")
 
 
+def load_grading(warn: Callable[[str], None]) -> None:
+    """Import every module of arlab.grading here, before any fork: all children then judge
+    with one snapshot of the grading code, even while its files are being edited."""
+    import arlab.grading
+
+    for info in pkgutil.walk_packages(arlab.grading.__path__, "arlab.grading."):
+        try:
+            importlib.import_module(info.name)
+        except Exception as err:  # noqa: BLE001  (the run still says what each part does)
+            warn(f"importing {info.name} failed: {type(err).__name__}: {err}")
+
+
 def walk(assignment: str, chosen: set[str] | None,
          warn: Callable[[str], None]) -> Iterator[tuple[str, str, list[str], dict]]:
     """Run the notebook; yield ``(exercise, reference answer, test cells, namespace)`` at each
     chosen exercise's first test cell (all exercises when ``chosen`` is None)."""
+    load_grading(warn)
     cells = notebook(assignment)
     tests = contract.exercises(cells)
     answers = {contract.grade_id(c): c.source for c in cells if contract.is_answer(c)}
