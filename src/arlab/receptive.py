@@ -31,13 +31,35 @@ _CHUNK = 512        # inputs per forward pass
 
 @dataclass(frozen=True)
 class Dependence:
-    """``seen[p, q]``: output position ``p`` depends on input position ``q``.
-
-    ``method`` says how it was decided (for feedback): the dtype the model ran in, and the
-    threshold below which an output change counted as rounding."""
+    """``seen[p, q]``: output position ``p`` depends on input position ``q``; and how that
+    was decided: the output's dtype, whether gradients were taken, and the threshold below
+    which an output change counted as rounding (None: no perturbation test)."""
 
     seen: Tensor
-    method: str
+    dtype_bits: int = 64
+    graded: bool = True
+    tol: float | None = None
+
+    @property
+    def method(self) -> str:
+        """How it was decided, in words (for feedback)."""
+        parts = [f"float{self.dtype_bits} gradients"] if self.graded else []
+        if self.tol is not None:
+            parts.append(f"float{self.dtype_bits} perturbation (output changes up to "
+                         f"{self.tol:.1e} counted as rounding)")
+        return " and ".join(parts) or "nothing (the model could not be probed)"
+
+    def how(self) -> Tensor:
+        """The decision's method as numbers (``[dtype bits, graded, tol or -1]``), to travel
+        with ``seen`` out of a sandbox; :meth:`described` turns it back into words."""
+        return torch.tensor([self.dtype_bits, float(self.graded),
+                             -1.0 if self.tol is None else self.tol], dtype=torch.float64)
+
+    @staticmethod
+    def described(how) -> str:
+        bits, graded, tol = (float(v) for v in torch.as_tensor(how).reshape(-1)[:3])
+        return Dependence(torch.zeros(0), int(bits), bool(graded),
+                          None if tol < 0 else tol).method
 
 
 def positions(shape: Sequence[int], axes: Sequence[int] | None = None) -> Tensor:
@@ -145,12 +167,13 @@ def _perturbation(run, dtype, x: Tensor, in_index: Tensor, out_index: Tensor, p:
         for start in range(0, q, _CHUNK - 1):
             chunk = variants[start:start + _CHUNK - 1]
             batch = torch.cat([base[None], chunk]).view(-1, *x.shape).to(dtype)
-            y = _out(run(batch)).reshape(batch.shape[0], -1).double()
+            y = _out(run(batch))
+            eps = torch.finfo(y.dtype).eps if y.is_floating_point() else 0.0
+            y = y.reshape(batch.shape[0], -1).double()
             ref, other = y[:1], y[1:]
             finite = torch.isfinite(ref)
             scale = float(ref[finite].abs().max()) if finite.any() else 0.0
-            tol = ROUNDING_ULPS * torch.finfo(y.dtype if dtype is None else dtype).eps \
-                * max(1.0, scale)
+            tol = ROUNDING_ULPS * eps * max(1.0, scale)  # the output's own dtype rounds
             both = torch.isfinite(other) & finite
             differs = torch.where(both, (other - ref).abs() > tol,
                                   (other != ref) & ~(other.isnan() & ref.isnan()))
@@ -215,11 +238,8 @@ def _decide(run, dtype, inputs, in_index, q, out_axes, levels, rows, perturb, se
             moved, tol = _perturbation(run, dtype, x.double(), in_index, out_index, p, q,
                                        levels, g)
             seen[chosen] |= moved[chosen]
-    name = str(dtype).removeprefix("torch.")
-    parts = [f"{name} gradients"] if graded else []
-    if tol is not None:
-        parts.append(f"perturbation (output changes up to {tol:.1e} counted as rounding)")
-    return Dependence(seen, " and ".join(parts))
+    bits = torch.finfo(probe.dtype).bits if probe.is_floating_point() else 64
+    return Dependence(seen, bits, graded, tol)
 
 
 def _random_inputs(shape, levels, num_inputs, g, discrete: bool) -> Tensor:
@@ -272,7 +292,7 @@ def receptive_field(model, position: tuple[int, ...], data_shape: tuple[int, ...
     inputs = _random_inputs(data_shape, model.levels, num_inputs, g, discrete=False)
     found = dependence(model, inputs, call=call, out_axes=out_axes, rows=[row],
                        levels=None, perturb=False, seed=seed)
-    if "gradients" not in found.method:  # not differentiable in its input: change levels
+    if not found.graded:  # not differentiable in its input: change levels instead
         found = dependence(model, _random_inputs(data_shape, model.levels, num_inputs, g, True),
                            call=call, out_axes=out_axes, rows=[row], levels=model.levels,
                            seed=seed)

@@ -63,49 +63,48 @@ def check_equal(actual, expected: Tensor, what: str, hint: str = "") -> None:
     check_close(actual, expected, what, atol=0.0, rtol=0.0, hint=hint)
 
 
-def dependence(fn: Callable[[Tensor], Tensor], x: Tensor, levels: int,
-               generator: torch.Generator | None = None) -> Tensor:
-    """``D[p, q]`` True when output position p changes when input position q changes.
+def check_causal(model, shape: tuple[int, ...], order: Tensor, levels: int | None = 2,
+                 trials: int = 3, seed: int = 0, what: str = "the model",
+                 need_some: bool = True, call: Callable | None = None,
+                 in_axes: tuple[int, ...] | None = None,
+                 out_axes: tuple[int, ...] | None = None, strict: bool = True) -> None:
+    """Outputs at a position depend only on inputs of earlier rank in ``order`` (equal rank
+    too when ``strict`` is False), and, if ``need_some``, each output after the first depends
+    on some earlier input.
 
-    ``fn`` maps ``[N, *shape]`` to per-position outputs ``[N, *shape]`` or ``[N, P, *shape]``
-    (parameters second); ``x`` is one input ``[*shape]``. Each input position is changed to
-    another level, one at a time, and outputs are compared exactly."""
-    n = x.numel()
-    flat = x.reshape(-1)
-    variants = flat.repeat(n + 1, 1)
-    shift = torch.randint(1, max(levels, 2), (n,), generator=generator)
-    variants[torch.arange(1, n + 1), torch.arange(n)] = (flat + shift) % levels
-    with torch.no_grad():
-        out = fn(variants.view(n + 1, *x.shape).to(x.dtype))
-    out = out.reshape(n + 1, -1, n) if out.dim() > x.dim() + 1 else out.reshape(n + 1, 1, n)
-    changed = (out[1:] != out[:1]).any(1)            # [q, p]
-    return changed.T.contiguous()
+    Decided by :func:`arlab.receptive.dependence` on ``trials`` random inputs of ``shape``
+    (levels 0..levels-1, or standard normal when ``levels`` is None): float64 gradients where
+    the model runs in float64, and a perturbation test that counts only changes beyond the
+    output dtype's rounding. Positions: every element of ``shape`` (or the ``in_axes`` of it),
+    and the trailing ``len(order.shape)`` dims of the output (or its ``out_axes``)."""
+    from arlab.receptive import dependence
 
-
-def check_causal(fn: Callable[[Tensor], Tensor], shape: tuple[int, ...], order: Tensor,
-                 levels: int = 2, trials: int = 3, seed: int = 0, what: str = "the model",
-                 need_some: bool = True) -> None:
-    """Outputs at a position change only with inputs of earlier rank (by perturbation on
-    ``trials`` random inputs), and, if ``need_some``, each output after the first depends on
-    some earlier input."""
     g = torch.Generator().manual_seed(seed)
+    if levels is None:
+        inputs = torch.randn((trials, *shape), generator=g, dtype=torch.float64)
+    else:
+        inputs = torch.randint(0, levels, (trials, *shape), generator=g).double()
     ranks = order.reshape(-1)
-    seen = torch.zeros(ranks.numel(), ranks.numel(), dtype=torch.bool)
-    for _ in range(trials):
-        x = torch.randint(0, levels, shape, generator=g)
-        seen |= dependence(fn, x, levels, g)
-    later = ranks.view(1, -1) >= ranks.view(-1, 1)
+    out_axes = out_axes or tuple(range(-order.dim(), 0))
+    found = dependence(model, inputs, call=call, in_axes=in_axes, out_axes=out_axes,
+                       levels=levels, seed=seed)
+    seen = found.seen
+    later = ranks.view(1, -1) >= ranks.view(-1, 1) if strict else \
+        ranks.view(1, -1) > ranks.view(-1, 1)
     leak = seen & later
+    grid = tuple(order.shape)
     if leak.any():
         p, q = leak.nonzero()[0].tolist()
-        fail(f"{what}: output {_pos(p, shape)} depends on input {_pos(q, shape)}, which comes "
+        fail(f"{what}: output {_pos(p, grid)} depends on input {_pos(q, grid)}, which comes "
              f"{'at the same step' if ranks[q] == ranks[p] else 'later'} in the ordering "
-             f"(rank {int(ranks[q])} >= {int(ranks[p])}). Check your masks / shifts.")
+             f"(rank {int(ranks[q])} {'>=' if strict else '>'} {int(ranks[p])}). Check your "
+             f"masks / shifts. (Decided by {found.method}.)")
     if need_some:
         for p in range(ranks.numel()):
             if ranks[p] > ranks.min() and not seen[p].any():
-                fail(f"{what}: output {_pos(p, shape)} depends on no input at all; it should "
-                     f"see the inputs that come before it in the ordering.")
+                fail(f"{what}: output {_pos(p, grid)} depends on no input at all; it should "
+                     f"see the inputs that come before it in the ordering. (Decided by "
+                     f"{found.method}.)")
 
 
 def _pos(flat_index: int, shape: tuple[int, ...]) -> str:

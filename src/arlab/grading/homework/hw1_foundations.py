@@ -33,6 +33,7 @@ from arlab.models.histogram import histogram_probs, inverse_cdf_sample
 from arlab.models.logistic import dlogistic_mixture_log_prob
 from arlab.models.rnn import PixelRNN
 from arlab.models.two_variable import TwoVariable
+from arlab.receptive import Dependence, dependence
 from arlab.units import bits_per_dim
 
 # =============================================================================================
@@ -782,23 +783,24 @@ class RNNCausal(Part):
         for append in (False, True):
             model = _new_rnn(ns, append, h, w, 81 + append)
             what = _rnn_call(append, h, w)
-            seen = torch.zeros(n, n, dtype=torch.bool)
+            inputs = torch.randint(0, 2, (_CAUSAL_TRIALS, 1, h, w), generator=g).double()
+
+            def call(mod, v, what=what):
+                y = _tensor(mod(v), f"{what}(x)")
+                check_shape(y, tuple(v.shape), f"{what}(x) for x of shape {tuple(v.shape)} "
+                            "(one Bernoulli logit per pixel)")
+                return y
+
+            found = dependence(model, inputs, call=call, levels=2)
+            out[f"seen_{append:d}"], out[f"how_{append:d}"] = found.seen, found.how()
+            x = inputs[0].reshape(1, n).float()
+            variants = x.repeat(n + 1, 1)
+            variants[torch.arange(1, n + 1), torch.arange(n)] = 1 - x[0]
+            variants = variants.view(n + 1, 1, h, w)
             with torch.no_grad():
-                for trial in range(_CAUSAL_TRIALS):
-                    x = torch.randint(0, 2, (n,), generator=g).float()
-                    variants = x.repeat(n + 1, 1)
-                    variants[torch.arange(1, n + 1), torch.arange(n)] = 1 - x
-                    # one image per call: rows of one batch may round differently, so an
-                    # exact comparison is only fair between calls of the same shape
-                    y = torch.cat([_logits(model, v.view(1, 1, h, w), what).reshape(1, n)
-                                   for v in variants])
-                    seen |= (y[1:] != y[:1]).T          # [p, q]: logit p moved when q flipped
-                    if trial == 0:
-                        out[f"x_{append:d}"] = variants.view(n + 1, 1, h, w)
-                        out[f"logits_{append:d}"] = y.view(n + 1, 1, h, w)
-                        out[f"lp_{append:d}"] = _log_prob(model, variants.view(n + 1, 1, h, w),
-                                                          n + 1, what)
-            out[f"seen_{append:d}"] = seen
+                out[f"x_{append:d}"] = variants
+                out[f"logits_{append:d}"] = _logits(model, variants, what)
+                out[f"lp_{append:d}"] = _log_prob(model, variants, n + 1, what)
         return out
 
     def judge(self, out):
@@ -808,17 +810,18 @@ class RNNCausal(Part):
             what = _rnn_call(append, h, w)
             seen = _t(out[f"seen_{append:d}"]).bool()
             check_shape(seen, (n, n), "the dependence table")
+            how = f" (Decided by {Dependence.described(out[f'how_{append:d}'])}.)"
             leak = (seen & torch.ones(n, n, dtype=torch.bool).triu()).nonzero()
             if len(leak):
                 p, q = (divmod(int(v), w) for v in leak[0].tolist())
                 where = "itself" if p == q else f"pixel {q}, which comes later in raster order"
                 fail(f"{what}: the logit of pixel {p} changes when {where} changes. Step t must "
                      "be fed the PREVIOUS pixel x[t-1] (0 before the first), never x[t]: shift "
-                     "the raster sequence right by one.")
+                     "the raster sequence right by one." + how)
             for p in range(1, n):
                 if not seen[p, :p].any():
                     fail(f"{what}: the logit of pixel {divmod(p, w)} depends on no earlier "
-                         "pixel; the LSTM must carry what it read through its state.")
+                         "pixel; the LSTM must carry what it read through its state." + how)
             x = _t(out[f"x_{append:d}"]).double()
             logits = _t(out[f"logits_{append:d}"]).double()
             lp = _t(out[f"lp_{append:d}"]).double()

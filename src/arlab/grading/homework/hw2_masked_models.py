@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.grading.checks import GradingError, check_close, check_shape, dependence, fail
+from arlab.grading.checks import GradingError, check_close, check_shape, fail
 from arlab.grading.parts import REFERENCES, Part, delegate, student
 from arlab.models.made import MaskedLinear, made_degrees, made_masks
 from arlab.models.wavenet import CausalConv1d, GatedResidualBlock, wavenet_receptive_field
+from arlab.receptive import Dependence, dependence
 
 # =============================================================================================
 # References in the homework's signatures
@@ -437,6 +438,14 @@ def _build_made(cls, d, hidden, ordering, num_masks, seed, wseed, what: str):
     return model
 
 
+def _masked_logits(model, x: Tensor, m: int) -> Tensor:
+    """Logits under mask ``m``, with gradients (for the dependence engine)."""
+    model.mask_index = m
+    logits = model(x)
+    check_shape(logits, tuple(x.shape), f"MADE(x) for x of shape {tuple(x.shape)}")
+    return logits
+
+
 def _made_logits(model, x: Tensor, m: int, what: str) -> Tensor:
     model.mask_index = m
     with torch.no_grad():
@@ -493,13 +502,11 @@ class MadeCausal(Part):
     def probe(self, ns):
         d, hidden, order, masks, seed, wseed = _MADE_CAUSAL
         model = _build_made(student(ns, "MADE"), d, hidden, order, masks, seed, wseed, "MADE")
-        g, out = _gen(wseed), {}
+        inputs, out = torch.randint(0, 2, (3, d), generator=_gen(wseed)).double(), {}
         for m in range(masks):
-            seen = torch.zeros(d, d, dtype=torch.bool)
-            for _ in range(3):
-                x = torch.randint(0, 2, (d,), generator=g)
-                seen |= dependence(lambda v: _made_logits(model, v.float(), m, "MADE"), x, 2, g)
-            out[f"depends_{m}"] = seen
+            found = dependence(model, inputs, call=lambda mod, v, m=m: _masked_logits(mod, v, m),
+                               levels=2)
+            out[f"depends_{m}"], out[f"how_{m}"] = found.seen, found.how()
         return out
 
     def judge(self, out):
@@ -509,17 +516,18 @@ class MadeCausal(Part):
         for m in range(masks):
             seen = _t(out[f"depends_{m}"]).bool()
             check_shape(seen, (d, d), "the dependence table")
+            how = f" (Decided by {Dependence.described(out[f'how_{m}'])}.)"
             leak = seen & (ranks[None, :] >= ranks[:, None])
             if leak.any():
                 p, q = leak.nonzero()[0].tolist()
                 fail(f"{setup}, mask {m}: logit {p} (rank {int(ranks[p])}) depends on input {q} "
                      f"(rank {int(ranks[q])}), which comes {'at the same step' if p == q else 'later'}"
                      " in the ordering. Input degrees must be the ordering's ranks, and forward "
-                     "must apply the masks of self.mask_index.")
+                     "must apply the masks of self.mask_index." + how)
             for p in range(d):
                 if ranks[p] > 0 and not seen[p].any():
                     fail(f"{setup}, mask {m}: logit {p} (rank {int(ranks[p])}) depends on no "
-                         "input at all; it should see the inputs that come before it.")
+                         "input at all; it should see the inputs that come before it." + how)
 
 
 class MadeLogProb(Part):

@@ -15,7 +15,6 @@ internal layout free; the attention layer's layout is fixed, so weights are copi
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 
@@ -31,7 +30,7 @@ from arlab.grading.parts import REFERENCES, Part, delegate, student
 from arlab.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNLayer
 from arlab.models.pixelcnn import MaskedConv2d, PixelCNN, pixelcnn_mask
 from arlab.models.pixelsnail import CausalSelfAttention, causal_attention_mask
-from arlab.receptive import blind_spot, earlier_pixels, pixel_map
+from arlab.receptive import Dependence, blind_spot, dependence, earlier_pixels
 
 # =============================================================================================
 # References in the homework's signatures
@@ -49,21 +48,11 @@ def receptive_field_map(model: nn.Module, image_shape: tuple[int, int, int],
     """
     c, h, w = (int(s) for s in image_shape)
     i, j = (int(p) for p in pixel)
-    m = copy.deepcopy(model).double().eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
     g = torch.Generator().manual_seed(seed)
-    seen = torch.zeros(c, h, w, dtype=torch.bool)
-    for _ in range(num_inputs):
-        x = torch.rand((1, c, h, w), generator=g, dtype=torch.float64).requires_grad_(True)
-        at = m(x)[..., i, j]
-        # a random combination: a plain sum could cancel, this cannot (probability zero)
-        out = (at * torch.randn(at.shape, generator=g, dtype=torch.float64)).sum()
-        if out.requires_grad:
-            (grad,) = torch.autograd.grad(out, x, allow_unused=True)
-            if grad is not None:
-                seen |= grad[0] != 0
-    return pixel_map(seen)
+    inputs = torch.rand((num_inputs, c, h, w), generator=g, dtype=torch.float64)
+    found = dependence(model, inputs, in_axes=(1, 2), out_axes=(-2, -1), rows=[i * w + j],
+                       perturb=False, seed=seed)
+    return found.seen[i * w + j].view(h, w)
 
 
 class TinyPixelCNN(nn.Module):
@@ -171,11 +160,6 @@ def _tensor(value, what: str) -> Tensor:
     if not isinstance(value, Tensor):
         fail(f"{what} should return a torch.Tensor, got {type(value).__name__}.")
     return value
-
-
-def _changed(a: Tensor, b: Tensor) -> Tensor:
-    """Elementwise 'differs', with NaN equal to NaN (a NaN is judged elsewhere)."""
-    return (a != b) & ~(torch.isnan(a) & torch.isnan(b))
 
 
 def _px(flat: int, width: int) -> tuple[int, int]:
@@ -555,43 +539,26 @@ def _stack_name(k: int, layers: int, h: int, w: int) -> str:
             f"for the first layer only) on a {h}x{w} image")
 
 
-def _stack_dependence(stack: nn.Module, h: int, w: int, g: torch.Generator,
-                      dtype: torch.dtype, inputs: int = 3) -> Tensor:
-    """``D[p, q]``: output pixel p depends on input pixel q (flat raster indices), by exact
-    gradients on ``inputs`` random images. One backward pass per image: the image is copied
-    once per output pixel, and copy p back-propagates output pixel p only."""
-    n = h * w
-    seen = torch.zeros(n, n, dtype=torch.bool)
-    pick = torch.eye(n, dtype=dtype).view(n, 1, h, w)
-    for _ in range(inputs):
-        x = torch.rand((1, 1, h, w), generator=g, dtype=torch.float64).to(dtype)
-        xs = x.expand(n, 1, h, w).clone().requires_grad_(True)
-        y = stack(xs)
-        if not isinstance(y, Tensor) or tuple(y.shape) != (n, 1, h, w):
-            fail("the stack built from your GatedPixelCNNLayer did not return [N, 1, H, W]; "
-                 "forward(v, h) must return the pair (v, h), both [N, channels, H, W].")
-        (grad,) = torch.autograd.grad((y * pick).sum(), xs, allow_unused=True)
-        if grad is not None:
-            seen |= (grad[:, 0] != 0).reshape(n, n)
-    return seen
-
-
 def _probe_stacks(ns) -> dict[str, Tensor]:
     cls, out = student(ns, "GatedPixelCNNLayer"), {}
     for s, (k, layers, h, w) in enumerate(_STACKS):
-        for dtype in (torch.float64, torch.float32):
-            stack = GatedStack(cls, 1, _STACK_CHANNELS, k, layers).eval()
-            for layer in stack.layers:
-                if not isinstance(layer, nn.Module):
-                    fail("GatedPixelCNNLayer(channels, kernel_size, first) must be an nn.Module.")
-            _randomise(stack, _gen(400 + s))
-            stack = stack.to(dtype)
-            try:
-                out[f"seen_{s}"] = _stack_dependence(stack, h, w, _gen(500 + s), dtype)
-                break
-            except RuntimeError:
-                if dtype == torch.float32:  # float64 failed too: report this error
-                    raise
+        stack = GatedStack(cls, 1, _STACK_CHANNELS, k, layers).eval()
+        for layer in stack.layers:
+            if not isinstance(layer, nn.Module):
+                fail("GatedPixelCNNLayer(channels, kernel_size, first) must be an nn.Module.")
+        _randomise(stack, _gen(400 + s))
+        inputs = torch.rand((3, 1, h, w), generator=_gen(500 + s), dtype=torch.float64)
+
+        def call(mod, x):
+            y = mod(x)
+            if not isinstance(y, Tensor) or tuple(y.shape) != (x.shape[0], 1, h, w):
+                fail("the stack built from your GatedPixelCNNLayer did not return [N, 1, H, W]; "
+                     "forward(v, h) must return the pair (v, h), both [N, channels, H, W].")
+            return y
+
+        found = dependence(stack, inputs, call=call, in_axes=(1, 2), out_axes=(1, 2),
+                           levels=None)
+        out[f"seen_{s}"], out[f"how_{s}"] = found.seen, found.how()
     return out
 
 
@@ -895,18 +862,17 @@ class AttentionCausal(Part):
             layer = cls(dim, heads, include_self)
             g = _gen(700 + c)
             _randomise(layer, g)
-            seen = torch.zeros(length, length, dtype=torch.bool)
-            for _ in range(3):
-                x = torch.randn(length, dim, generator=g)
-                variants = x.repeat(length + 1, 1, 1)
-                for q in range(length):  # variant q+1 changes position q only
-                    variants[q + 1, q] += torch.randn(dim, generator=g)
-                with torch.no_grad():
-                    y = layer(variants)
-                what = _attention_call((dim, heads, length), include_self)
-                check_shape(y, tuple(variants.shape), f"{what}(x)")
-                seen |= _changed(y[1:], y[:1]).any(-1).T  # [output p, changed position q]
-            out[f"seen_{c}"] = seen
+            what = _attention_call((dim, heads, length), include_self)
+
+            def call(mod, x, what=what):
+                y = mod(x)
+                check_shape(y, tuple(x.shape), f"{what}(x)")
+                return y
+
+            found = dependence(layer, torch.randn(3, length, dim, generator=g,
+                                                  dtype=torch.float64),
+                               call=call, in_axes=(0,), out_axes=(0,), levels=None)
+            out[f"seen_{c}"], out[f"how_{c}"] = found.seen, found.how()
         return out
 
     def judge(self, out):
@@ -919,7 +885,8 @@ class AttentionCausal(Part):
                 p, q = leak[0].tolist()
                 fail(f"{what}: output {p} changes when position {q} > {p} changes; a query may "
                      "only attend to keys at or before its position (mask the scores of later "
-                     "keys before the softmax, not after).")
+                     "keys before the softmax, not after). (Decided by "
+                     f"{Dependence.described(out[f'how_{c}'])}.)")
             # with one allowed key the weight is 1 whatever the query: output 0 (output 1
             # without self) is that key's value; without self, output 0 is proj(0)
             want = torch.ones(length, length, dtype=torch.bool).tril(0 if include_self else -1)
@@ -952,6 +919,11 @@ def _held_data() -> Tensor:
     return shapes(**_HELD).test.float()
 
 
+def _dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating parameter (float32 when it has none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
 def held_out_bits_per_dim(logits: Tensor, x: Tensor) -> float:
     """Bernoulli NLL of binary ``x`` under ``logits`` (both ``[M, 1, H, W]``), bits/dim."""
     nats = F.binary_cross_entropy_with_logits(logits.double(), x.double(), reduction="mean")
@@ -978,30 +950,33 @@ class TrainPixelCNN(Part):
             logits = model(held)
             check_shape(logits, tuple(held.shape), "the trained model's forward(x) for x "
                         f"of shape {tuple(held.shape)} (one Bernoulli logit per pixel)")
-            g, n = _gen(800), h * w
-            seen = torch.zeros(n, n, dtype=torch.bool)
-            for _ in range(_CAUSAL_IMAGES):
-                x = torch.randint(0, 2, (n,), generator=g).float()
-                variants = x.repeat(n + 1, 1)
-                variants[torch.arange(1, n + 1), torch.arange(n)] = 1 - x
-                y = model(variants.view(n + 1, 1, h, w)).reshape(n + 1, n).float()
-                seen |= _changed(y[1:], y[:1]).T
-        return {"logits": logits.float(), "seen": seen}
+        # random images, and held-back real ones: a model that behaves on noise but reads
+        # the pixel it predicts on images like the data must not pass
+        noise = torch.randint(0, 2, (_CAUSAL_IMAGES, 1, h, w), generator=_gen(800)).double()
+        out = {"logits": logits.float()}
+        for kind, inputs in (("noise", noise), ("real", held[:_CAUSAL_IMAGES].double())):
+            found = dependence(model, inputs, call=lambda mod, x: mod(x.to(_dtype(mod))),
+                               in_axes=(1, 2), out_axes=(-2, -1), levels=2)
+            out[f"seen_{kind}"], out[f"how_{kind}"] = found.seen, found.how()
+        return out
 
     def judge(self, out):
         held = _held_data()
         _, _, h, w = held.shape
-        seen = _t(out["seen"]).bool()
-        check_shape(seen, (h * w, h * w), "the dependence table")
         later = torch.ones(h * w, h * w, dtype=torch.bool).triu()  # [p, q]: q >= p in raster order
-        leak = (seen & later).nonzero()
-        if len(leak):
-            p, q = (_px(v, w) for v in leak[0].tolist())
-            what = "itself" if p == q else f"pixel {q}, which comes later in raster order"
-            fail(f"the trained model is not autoregressive: its logit at pixel {p} changes "
-                 f"when the input at {what} changes, so its bits/dim mean nothing (0 points). "
-                 "The first masked convolution must be type 'A' (no centre tap); later ones "
-                 "type 'B'.")
+        for kind, inputs in (("noise", "random binary images"),
+                             ("real", "held-back images like the training data")):
+            seen = _t(out[f"seen_{kind}"]).bool()
+            check_shape(seen, (h * w, h * w), "the dependence table")
+            leak = (seen & later).nonzero()
+            if len(leak):
+                p, q = (_px(v, w) for v in leak[0].tolist())
+                what = "itself" if p == q else f"pixel {q}, which comes later in raster order"
+                fail(f"the trained model is not autoregressive on {inputs}: its logit at pixel "
+                     f"{p} changes when the input at {what} changes, so its bits/dim mean "
+                     "nothing (0 points). The first masked convolution must be type 'A' (no "
+                     "centre tap); later ones type 'B'. (Decided by "
+                     f"{Dependence.described(out[f'how_{kind}'])}.)")
         logits = _t(out["logits"])
         check_shape(logits, tuple(held.shape), "the logits on the held-back images")
         if not torch.isfinite(logits).all():
