@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.arlab-installed
 JOBS   ?= 2
 
-.PHONY: setup lab test walkthrough bench data clean help
+.PHONY: setup lab test test-browser walkthrough bench data clean help
 
 help:
 	@echo "make lab          open the course in JupyterLab (installs on first use)"
 	@echo "make test         run every test (ARLAB_BUDGET=smoke)"
+	@echo "make test-browser the widgets in JupyterLab in headless Chromium (build/browser/)"
 	@echo "make walkthrough  execute the notebooks and write HTML to build/walkthrough/"
 	@echo "make bench        run the benchmarks and rewrite benchmarks/RESULTS.md"
 	@echo "make mutation     measure the hidden tests by mutating every reference answer (~20 min)"
@@ -35,6 +36,17 @@ test: setup
 	@$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) -m "not grading_e2e" $(PYTEST_ARGS)
 	@echo "arlab: whole autograde runs (real nbgrader, sandboxed)"
 	@$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) -m grading_e2e $(PYTEST_ARGS)
+
+# Chromium from the distribution (Playwright's own browser download is not used), Playwright
+# for Python into .venv; then the widgets in JupyterLab, seen by the browser.
+test-browser: setup
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ echo "arlab: installing Chromium (apt-get)"; \
+		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@$(BIN)/python -c "import playwright" 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet -e ".[browser]"
+	@echo "arlab: widgets in JupyterLab in headless Chromium (screenshots in build/browser/)"
+	@$(TEST_ENV) $(BIN)/python tests/browser/run.py --out build/browser
 
 walkthrough: setup
 	@$(BIN)/python -m arlab.walkthrough --out build/walkthrough

@@ -81,7 +81,7 @@ class FigureWidget:
         # (a <style> rendered only where the widget itself renders), so a page shows one
         # figure: the live one with a kernel, the twin without.
         self.twin_class = f"arlab-twin-{uuid.uuid4().hex[:12]}"
-        hide = widgets.HTML(f"<style>.{self.twin_class} {{ display: none; }}</style>",
+        hide = widgets.HTML(f"<style>.{self.twin_class} {{ display: none !important; }}</style>",
                             layout=widgets.Layout(display="none"))
         self.ui = widgets.VBox([row, self.output, hide])
 
