@@ -9,7 +9,8 @@ Every mutant of an answer cell (see :mod:`benchmarks.mutation_gen`) runs with th
 graded parts (:mod:`benchmarks.mutation_exec`); the unmutated reference runs first as the
 control and must pass, or the exercise is reported as a broken baseline and not counted. A
 survivor listed in :mod:`benchmarks.mutation_equivalent` cannot change behaviour: it leaves the
-denominator and is reported apart. The rest are the hidden tests' weaknesses.
+denominator and is reported apart. The rest are the hidden tests' weaknesses. The few mutants
+of :mod:`benchmarks.mutation_hand` are judged too and reported apart (not in the kill rate).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from pathlib import Path
 from benchmarks.common import Record, command_line, fmt, table
 from benchmarks.mutation_equivalent import EQUIVALENT
 from benchmarks.mutation_exec import ROOT, Verdict, judge, walk
-from benchmarks.mutation_gen import Mutant, mutants
+from benchmarks.mutation_gen import Mutant, by_hand, mutants
+from benchmarks.mutation_hand import HAND
 
 ASSIGNMENTS = ("hw1_foundations", "hw2_masked_models", "hw3_pixel_models")
 TIMEOUT = 60.0        # seconds per mutant under ARLAB_BUDGET=smoke
@@ -43,14 +45,20 @@ class ExerciseRun:
     def equivalent(self, m: Mutant) -> str | None:
         return EQUIVALENT.get((self.exercise, m.before, m.after))
 
+    def judged(self, hand: bool = False) -> list[tuple[Mutant, Verdict]]:
+        """The single-point mutants with their verdicts (``hand``: the hand-made ones)."""
+        return [(m, v) for m, v in zip(self.mutants, self.verdicts)
+                if (m.kind == "hand") == hand]
+
     def counts(self) -> dict[str, int]:
-        alive = [m for m, v in zip(self.mutants, self.verdicts) if not v.killed]
+        judged = self.judged()
+        alive = [m for m, v in judged if not v.killed]
         equivalent = sum(self.equivalent(m) is not None for m in alive)
-        return {"mutants": len(self.mutants), "killed": len(self.mutants) - len(alive),
+        return {"mutants": len(judged), "killed": len(judged) - len(alive),
                 "equivalent": equivalent, "survivors": len(alive) - equivalent}
 
     def survivors(self, equivalent: bool = False) -> list[Mutant]:
-        return [m for m, v in zip(self.mutants, self.verdicts)
+        return [m for m, v in self.judged()
                 if not v.killed and (self.equivalent(m) is not None) == equivalent]
 
 
@@ -69,7 +77,10 @@ def run(assignments: tuple[str, ...] = ASSIGNMENTS, exercise: str | None = None,
         for name, answer, tests, ns in walk(assignment, chosen, log):
             start = time.perf_counter()
             (control,) = judge(ns, [answer], tests, timeout * SLACK, workers=1)
-            found = mutants(answer)[:limit]
+            hand, stale = by_hand(answer, [(b, a) for ex, b, a in HAND if ex == name])
+            for line in stale:
+                log(f"{name}: the hand-made mutant of `{line}` no longer applies")
+            found = (mutants(answer) + hand)[:limit]
             rec = ExerciseRun(assignment, name, control, found)
             if control.killed:
                 log(f"{name}: BROKEN BASELINE: {control.by}: {control.reason}")
@@ -82,6 +93,9 @@ def run(assignments: tuple[str, ...] = ASSIGNMENTS, exercise: str | None = None,
                     f"({time.perf_counter() - start:.0f} s; control {control.seconds:.1f} s)")
                 for m in rec.survivors():
                     log(f"    survives line {m.line}: {m.before}  ->  {m.after}")
+                for m, v in rec.judged(hand=True):
+                    log(f"    hand-made, {'killed' if v.killed else 'SURVIVES'}: "
+                        f"{m.before}  ->  {m.after}")
             runs.append(rec)
     return runs
 
@@ -116,6 +130,9 @@ def record(runs: list[ExerciseRun], seconds: float, workers: int, command: str) 
         for k, m in enumerate(r.survivors(equivalent=True), 1):
             rec.add(f"equivalent.{r.exercise}.{k:02d}", m.line, "line",
                     _md(f"`{m.before}` → `{m.after}`: {r.equivalent(m)}"))
+        for k, (m, v) in enumerate(r.judged(hand=True), 1):
+            rec.add(f"hand.{r.exercise}.{k:02d}", float(v.killed), "killed",
+                    _md(f"line {m.line}: `{m.before}` → `{m.after}`"))
     rec.add("kill_rate", _rate(total["killed"], total["mutants"] - total["equivalent"]), "%",
             "killed / (mutants - equivalent), every counted exercise")
     for key in ("mutants", "killed", "equivalent", "survivors"):

@@ -257,16 +257,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      'def __init__(self, channels: int = 17):'):
         'another width: the architecture is free (graded by causality and a threshold)',
     ('train_pixelcnn',
-     'return self.net(2.0 * x.float() - 1.0)',
-     'return self.net(2.0 * x.float() + 1.0)'):
+     'return self.net(2.0 * x.to(self.net[0].weight.dtype) - 1.0)',
+     'return self.net(2.0 * x.to(self.net[0].weight.dtype) + 1.0)'):
         'another input scaling: a free design choice (graded by causality and a threshold)',
     ('train_pixelcnn',
-     'return self.net(2.0 * x.float() - 1.0)',
-     'return self.net(2.0 * x.float() - -1.0)'):
+     'return self.net(2.0 * x.to(self.net[0].weight.dtype) - 1.0)',
+     'return self.net(2.0 * x.to(self.net[0].weight.dtype) - -1.0)'):
         'another input scaling: a free design choice (graded by causality and a threshold)',
     ('train_pixelcnn',
-     'return self.net(2.0 * x.float() - 1.0)',
-     'return self.net(-2.0 * x.float() - 1.0)'):
+     'return self.net(2.0 * x.to(self.net[0].weight.dtype) - 1.0)',
+     'return self.net(-2.0 * x.to(self.net[0].weight.dtype) - 1.0)'):
         'another input scaling: a free design choice (graded by causality and a threshold)',
     ('train_pixelcnn',
      'torch.manual_seed(0)',

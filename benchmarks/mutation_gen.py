@@ -196,3 +196,20 @@ def mutants(source: str) -> list[Mutant]:
             found.append(Mutant(line, lines[line - 1].strip(), _line_after(lines, node, new),
                                 kind, code))
     return sorted(found, key=lambda m: m.line)  # stable: tree order within a line
+
+
+def by_hand(source: str, edits: list[tuple[str, str]]) -> tuple[list[Mutant], list[str]]:
+    """Mutants from whole-line edits ``(original line, replacement)``, both stripped; and the
+    originals not found in ``source`` (a stale edit)."""
+    lines = source.splitlines()
+    found, stale = [], []
+    for before, after in edits:
+        where = [k for k, line in enumerate(lines) if line.strip() == before]
+        if not where:
+            stale.append(before)
+            continue
+        k = where[0]
+        indent = lines[k][:len(lines[k]) - len(lines[k].lstrip())]
+        code = "\n".join([*lines[:k], indent + after, *lines[k + 1:]])
+        found.append(Mutant(k + 1, before, after, "hand", code))
+    return found, stale
