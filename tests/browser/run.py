@@ -3,9 +3,9 @@
     .venv/bin/python tests/browser/run.py [--out build/browser] [--only NAME,...]
 
 For each case of cases.py it opens a generated notebook in JupyterLab, runs it, and checks
-that the widget's figure is a decoded image, that moving a slider, a dropdown and a button
-(each kind the widget has) changes it, and that the page shows no widget error and raises
-no page error. Then it opens a saved executed notebook without running it (the static twin
+that the widget's figure is a decoded image, that moving a slider, a dropdown, a button,
+toggle buttons and a checkbox (one of each kind the widget has) changes it, and that the page
+shows no widget error and raises no page error. Then it opens a saved executed notebook without running it (the static twin
 must show) and a homework starter (its cells must render). Screenshots and report.md go to
 ``--out``. Exit status 1 when a check fails. Run by ``make test-browser``.
 """
@@ -94,15 +94,18 @@ def _controls(widget) -> list[tuple[str, object]]:
             h.focus()
             h.press("ArrowLeft")
         found.append(("slider", move_slider))
-    dropdown = widget.locator(".widget-dropdown select")
+    dropdown = widget.locator(".widget-dropdown select:not([disabled])")
     if dropdown.count():
         def move_dropdown(s=dropdown.first):
             n, now = s.evaluate("s => [s.options.length, s.selectedIndex]")
             s.select_option(index=(now + 1) % n)
         found.append(("dropdown", move_dropdown))
-    button = widget.locator("button.widget-button")
-    if button.count():
-        found.append(("button", lambda b=button.first: b.click()))
+    for kind, selector in (("button", "button.widget-button"),
+                           ("toggle", ".widget-toggle-buttons button:not(.mod-active)"),
+                           ("checkbox", ".widget-checkbox input[type=checkbox]")):
+        control = widget.locator(selector)
+        if control.count():
+            found.append((kind, lambda c=control.first: c.click()))
     return found
 
 

@@ -118,6 +118,11 @@ class ReceptiveFieldExplorer(FigureWidget):
                                              description="all four models side by side")
         self._setup([self.model, self.layers, self.kernel_size, self.row, self.col, self.mode,
                      self.side_by_side])
+        self._sync()
+
+    def _sync(self) -> None:
+        # Side by side shows every model: the model choice has nothing to change.
+        self.model.disabled = self.side_by_side.value
 
     def pixel(self) -> tuple[int, int]:
         return self.row.value, self.col.value
