@@ -142,13 +142,23 @@ def record(runs: list[ExerciseRun], seconds: float, workers: int, command: str) 
 
 
 def summarize(section: str, values: dict) -> list[str]:
-    """Kill rate per exercise."""
+    """Kill rate per exercise, by assignment, then all together."""
     rows = []
     for key, v in values.items():
         name = key[len(section) + 1:]
         if name.endswith(".kill_rate"):
-            rows.append([f"`{name[:-len('.kill_rate')]}`", fmt(v["value"], 3), v["note"]])
-    return table(["exercise", "kill rate (%)", "mutants"], rows)
+            assignment = v["note"].rsplit("(", 1)[-1].rstrip(")")
+            rows.append([assignment, f"`{name[:-len('.kill_rate')]}`", fmt(v["value"], 3),
+                         v["note"].rsplit(" (", 1)[0]])
+    rows.sort(key=lambda row: row[0])
+    overall = values.get(f"{section}.kill_rate")
+    if overall:
+        counts = {k: values.get(f"{section}.{k}", {}).get("value", 0)
+                  for k in ("mutants", "killed", "equivalent", "survivors")}
+        rows.append(["**all**", "", f"**{fmt(overall['value'], 3)}**",
+                     "{killed:.0f} of {mutants:.0f} killed, {equivalent:.0f} equivalent, "
+                     "{survivors:.0f} survive".format(**counts)])
+    return table(["assignment", "exercise", "kill rate (%)", "mutants"], rows)
 
 
 def _save_detail(runs: list[ExerciseRun], path: Path) -> None:

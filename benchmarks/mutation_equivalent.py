@@ -258,6 +258,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         'another width: the architecture is free (graded by causality and a threshold)',
     ('train_pixelcnn',
      'return self.net(2.0 * x.to(self.net[0].weight.dtype) - 1.0)',
+     'return self.net(2.0 * x.to(self.net[-1].weight.dtype) - 1.0)'):
+        'same dtype: every layer of the model has one dtype',
+    ('train_pixelcnn',
+     'return self.net(2.0 * x.to(self.net[0].weight.dtype) - 1.0)',
      'return self.net(2.0 * x.to(self.net[0].weight.dtype) + 1.0)'):
         'another input scaling: a free design choice (graded by causality and a threshold)',
     ('train_pixelcnn',
