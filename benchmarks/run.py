@@ -12,7 +12,7 @@ import importlib
 
 from benchmarks.common import command_line
 
-SECTIONS = ("sampling", "quality", "throughput", "grading", "walkthrough")
+SECTIONS = ("sampling", "quality", "throughput", "grading", "walkthrough", "pixelsnail")
 NAMED_ONLY = ("mutation",)  # too long for every run: only when --only names it
 
 
@@ -41,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         if section == "quality":
             extra = {"epochs": args.epochs,
                      "data": args.datasets.split(",") if args.datasets else None}
+        if section == "pixelsnail":
+            extra = {"epochs": args.epochs}
         if section == "walkthrough":
             extra = {"budgets": tuple(b for b in args.budgets.split(",") if b != "none")}
-        if args.models and section in ("quality", "throughput"):
+        if args.models and section in ("quality", "throughput", "pixelsnail"):
             extra["models"] = args.models.split(",")
         rec = module.main(quick=args.quick, device=args.device, command=command_line(argv),
                           **extra)

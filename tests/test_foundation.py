@@ -95,6 +95,35 @@ def test_fit_applies_transform_and_reports_nan(monkeypatch):
         fit(Broken(data.data_shape), data.train, progress=False, device="cpu")
 
 
+def test_training_modes_after_fit_evaluate_and_sampling():
+    """fit leaves the model in eval mode (documented), also when it stops with an error;
+    evaluate and sampling restore the mode they found, also on an error."""
+    from arlab.models.sampling import sample_autoregressive
+
+    data = shapes(n_train=64, n_test=16)
+    model = PixelBias(data.data_shape).train()
+    fit(model, data.train, data.test, epochs=1, progress=False, device="cpu")
+    assert not model.training
+    model.train()
+    evaluate(model, data.test)
+    sample_autoregressive(model, 2, generator=torch.Generator().manual_seed(0))
+    assert model.training
+
+    class Failing(PixelBias):
+        def forward(self, x, cond=None):
+            raise RuntimeError("broken forward")
+
+    broken = Failing(data.data_shape).train()
+    for call in (lambda: evaluate(broken, data.test),
+                 lambda: sample_autoregressive(broken, 2)):
+        with pytest.raises(RuntimeError, match="broken forward"):
+            call()
+        assert broken.training
+    with pytest.raises(RuntimeError, match="broken forward"):
+        fit(broken, data.train, progress=False, device="cpu")
+    assert not broken.training
+
+
 def test_history_concat_continues_steps_and_epochs():
     data = shapes(n_train=128, n_test=32)
     model = PixelBias(data.data_shape)

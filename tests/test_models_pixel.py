@@ -366,7 +366,9 @@ def test_attention_without_self_uses_own_input_only_as_query():
     for i in range(6):
         kv = x.clone()
         kv[:, i:] = torch.randn(2, 6 - i, 4, dtype=torch.float64)
-        assert torch.equal(attn(x, kv)[:, i], base[:, i]), i
+        # equal up to float64 rounding: the noise gets weight exactly 0, but the kernel may sum
+        # the remaining terms in another order (the exact zero is proven by gradients)
+        torch.testing.assert_close(attn(x, kv)[:, i], base[:, i], rtol=0, atol=1e-12)
 
 
 def test_attention_empty_row_is_zero_before_proj_and_gradients_finite():

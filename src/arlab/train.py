@@ -117,12 +117,14 @@ def evaluate(model: nn.Module, data: Data, batch_size: int = 256, device=None,
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for xb, yb in _batches(x, labels, batch_size, None):
-        cond = yb.to(device) if conditional and yb is not None else None
-        lp = model.log_prob(xb.to(device), cond)
-        total += float(-lp.double().sum())
-        count += xb.shape[0]
-    model.train(was_training)
+    try:
+        for xb, yb in _batches(x, labels, batch_size, None):
+            cond = yb.to(device) if conditional and yb is not None else None
+            lp = model.log_prob(xb.to(device), cond)
+            total += float(-lp.double().sum())
+            count += xb.shape[0]
+    finally:
+        model.train(was_training)
     return total / count / x[0].numel()
 
 
@@ -144,6 +146,9 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
             (:func:`arlab.compute.native_bf16`); evaluation always runs in full precision.
     Returns:
         A :class:`History` (test loss measured before training and after every epoch).
+        The model is left in eval mode (``model.training`` is False), ready to sample or
+        evaluate, also when training stops with an error; call ``model.train()`` to go on
+        training it by hand.
     """
     device = torch.device(device) if device else best_device()
     torch.manual_seed(seed)
@@ -171,31 +176,34 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
     bar = tqdm(total=total, desc=type(model).__name__, disable=not progress, leave=False)
     step = 0
     model.train()
-    while step < total:
-        for xb, yb in _batches(x, labels, batch_size, g):
-            if step >= total:
-                break
-            if transform is not None:
-                xb = transform(xb)
-            xb = xb.to(device, non_blocking=True)
-            cond = yb.to(device) if conditional else None
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = model.loss(xb, cond)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss.item()} at step {step}; "
-                                         "lower the learning rate or check the model's output.")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_grad:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-            opt.step()
-            step += 1
-            hist.train_steps.append(step)
-            hist.train_nats_per_dim.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(bits_per_dim=f"{nats_to_bits(hist.train_nats_per_dim[-1]):.4f}")
-        run_test(step / steps_per_epoch)
-    bar.close()
-    model.eval()
+    try:
+        while step < total:
+            for xb, yb in _batches(x, labels, batch_size, g):
+                if step >= total:
+                    break
+                if transform is not None:
+                    xb = transform(xb)
+                xb = xb.to(device, non_blocking=True)
+                cond = yb.to(device) if conditional else None
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = model.loss(xb, cond)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower "
+                                             "the learning rate or check the model's output.")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip_grad:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+                opt.step()
+                step += 1
+                hist.train_steps.append(step)
+                hist.train_nats_per_dim.append(float(loss.detach()))
+                bar.update(1)
+                bits = nats_to_bits(hist.train_nats_per_dim[-1])
+                bar.set_postfix(bits_per_dim=f"{bits:.4f}")
+            run_test(step / steps_per_epoch)
+    finally:
+        bar.close()
+        model.eval()   # fit returns (or raises) with the model in eval mode
     hist.seconds = time.perf_counter() - start
     return hist

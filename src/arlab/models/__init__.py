@@ -30,6 +30,7 @@ _ZOO = {
     "gated_pixelcnn": ("gated_pixelcnn", "GatedPixelCNN", {}),
     "gated_pixelcnn_dlm": ("gated_pixelcnn", "GatedPixelCNN", {"head": "dlm"}),
     "pixelsnail": ("pixelsnail", "PixelSNAIL", {}),
+    "pixelsnail_rows": ("pixelsnail", "PixelSNAIL", {"attention": "rows"}),
     "multiscale": ("multiscale", "MultiscalePixelCNN", {}),
 }
 

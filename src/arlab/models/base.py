@@ -156,3 +156,64 @@ class ARModel(nn.Module):
         if cond.shape[0] != n:
             raise ValueError(f"cond has {cond.shape[0]} labels for a batch of {n}.")
         return cond
+
+
+# -- images ----------------------------------------------------------------------------------
+
+
+def build_head(head: str, levels: int, num_mixtures: int) -> nn.Module:
+    """The output head by name: ``"categorical"`` (softmax over levels) or ``"dlm"``
+    (discretized logistic mixture with ``num_mixtures`` components)."""
+    if head == "categorical":
+        return CategoricalHead(levels)
+    if head == "dlm":
+        from arlab.models.logistic import LogisticMixtureHead  # loaded only when asked for
+
+        return LogisticMixtureHead(levels, num_mixtures)
+    raise ValueError(f"head must be 'categorical' or 'dlm', got {head!r}.")
+
+
+def check_image_shape(data_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
+    """``data_shape`` as ``(C, H, W)``, or a clear error for anything else."""
+    if len(data_shape) != 3:
+        raise ValueError(f"{model} models images: data_shape must be (C, H, W), "
+                         f"got {tuple(data_shape)}.")
+    return tuple(int(s) for s in data_shape)
+
+
+def check_input(x: Tensor, data_shape: tuple[int, ...]) -> None:
+    """Raise a clear error unless ``x`` is ``[N, *data_shape]``."""
+    if tuple(x.shape[1:]) != tuple(data_shape):
+        raise ValueError(f"expected input [N, {', '.join(map(str, data_shape))}], "
+                         f"got {list(x.shape)}.")
+
+
+def split_colours(out: Tensor, channels: int) -> Tensor:
+    """``[N, C*P, H, W]`` grouped by colour (all P of channel 0 first) -> ``[N, P, C, H, W]``."""
+    n, cp, h, w = out.shape
+    return out.view(n, channels, cp // channels, h, w).transpose(1, 2)
+
+
+class ImageModel(ARModel):
+    """Base class of the image models: ``data_shape`` is ``(C, H, W)`` and the head is chosen
+    by name (``"categorical"`` or ``"dlm"``, see :func:`build_head`).
+
+    Subclasses call ``check_input(x)`` and ``check_cond(cond, n)`` first in ``forward`` and
+    return ``[N, P, C, H, W]``; ``to_params`` turns a ``[N, C*P, H, W]`` output grouped by
+    colour into that shape.
+    """
+
+    def __init__(self, data_shape: tuple[int, int, int], levels: int, *,
+                 head: str = "categorical", num_mixtures: int = 3,
+                 num_classes: int | None = None):
+        check_image_shape(data_shape, type(self).__name__)
+        super().__init__(data_shape, levels, head=build_head(head, levels, num_mixtures),
+                         num_classes=num_classes)
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a clear error unless ``x`` is ``[N, C, H, W]``."""
+        check_input(x, self.data_shape)
+
+    def to_params(self, out: Tensor) -> Tensor:
+        """``[N, C*P, H, W]`` grouped by colour -> ``[N, P, C, H, W]``."""
+        return split_colours(out, self.data_shape[0])

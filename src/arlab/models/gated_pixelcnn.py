@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.models.base import ARModel, raster_ranks
-from arlab.models.pixelcnn import build_head, check_image_shape, check_input, split_colours
+from arlab.models.base import ImageModel, raster_ranks
+from arlab.models.layers import shift_down
 
 
 def _gate(z: Tensor) -> Tensor:
@@ -50,9 +50,9 @@ class GatedPixelCNNLayer(nn.Module):
 
     def forward(self, v: Tensor, h: Tensor, cond_bias: Tensor | None = None
                 ) -> tuple[Tensor, Tensor]:
-        r, height = self.reach, v.shape[2]
+        r = self.reach
         v_pre = self.vertical(F.pad(v, (r, r, r, 0)))                 # rows i-r..i
-        v_down = F.pad(v_pre, (0, 0, 1, 0))[:, :, :height]            # row i gets row i-1
+        v_down = shift_down(v_pre)                                    # row i gets row i-1
         h_pre = F.conv2d(F.pad(h, (r, 0, 0, 0)), self.horizontal.weight * self.h_mask,
                          self.horizontal.bias) + self.v_to_h(v_down)
         if cond_bias is not None:
@@ -64,7 +64,7 @@ class GatedPixelCNNLayer(nn.Module):
         return _gate(v_pre), h_new
 
 
-class GatedPixelCNN(ARModel):
+class GatedPixelCNN(ImageModel):
     """Gated PixelCNN on images ``(C, H, W)``: ``forward(x, cond) -> [N, P, C, H, W]``.
 
     ``v = h = `` a 1x1 embedding of the scaled image, ``layers`` :class:`GatedPixelCNNLayer`
@@ -75,9 +75,9 @@ class GatedPixelCNN(ARModel):
     def __init__(self, data_shape: tuple[int, int, int], levels: int, *, channels: int = 16,
                  layers: int = 3, kernel_size: int = 3, head: str = "categorical",
                  num_mixtures: int = 3, num_classes: int | None = None):
-        c, _, _ = check_image_shape(data_shape, "GatedPixelCNN")
-        super().__init__(data_shape, levels, head=build_head(head, levels, num_mixtures),
+        super().__init__(data_shape, levels, head=head, num_mixtures=num_mixtures,
                          num_classes=num_classes)
+        c = self.data_shape[0]
         if layers < 1:
             raise ValueError("GatedPixelCNN needs layers >= 1 (the first layer hides the "
                              "current pixel).")
@@ -93,10 +93,10 @@ class GatedPixelCNN(ARModel):
         return raster_ranks(self.data_shape, shared_channels=True)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        check_input(x, self.data_shape)
+        self.check_input(x)
         cond = self.check_cond(cond, x.shape[0])
         v = h = self.embed(self.scale_input(x))
         for k, layer in enumerate(self.layers):
             bias = self.class_bias[k](cond) if cond is not None else None
             v, h = layer(v, h, bias)
-        return split_colours(self.out(F.relu(h)), self.data_shape[0])
+        return self.to_params(self.out(F.relu(h)))

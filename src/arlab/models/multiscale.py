@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.models.base import ARModel
-from arlab.models.pixelcnn import PixelCNN, check_image_shape, check_input
+from arlab.models.base import ImageModel
+from arlab.models.pixelcnn import PixelCNN
 from arlab.models.sampling import sample_autoregressive
 
 
@@ -67,7 +67,7 @@ class SubimageNet(nn.Module):
         return self.out(F.relu(self.out_hidden(F.relu(h))))
 
 
-class MultiscalePixelCNN(ARModel):
+class MultiscalePixelCNN(ImageModel):
     """Low resolution first, then the rest one sub-image per step: ``[N, K, C, H, W]`` logits.
 
     Args:
@@ -89,8 +89,8 @@ class MultiscalePixelCNN(ARModel):
     def __init__(self, data_shape: tuple[int, int, int], levels: int, *, factor: int = 2,
                  channels: int = 16, layers: int = 2, kernel_size: int = 5,
                  num_classes: int | None = None):
-        c, h, w = check_image_shape(data_shape, "MultiscalePixelCNN")
         super().__init__(data_shape, levels, num_classes=num_classes)
+        c, h, w = self.data_shape
         if int(factor) != factor or factor < 1:
             raise ValueError(f"factor must be a positive integer (2 halves the resolution of "
                              f"the first stage), got {factor!r}.")
@@ -156,7 +156,7 @@ class MultiscalePixelCNN(ARModel):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """``x [N, C, H, W]`` levels -> logits ``[N, K, C, H, W]``."""
-        check_input(x, self.data_shape)
+        self.check_input(x)
         cond = self.check_cond(cond, x.shape[0])
         c, h, w = self.data_shape
         f = self.factor

@@ -11,92 +11,13 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.models.base import ARModel, CategoricalHead, raster_ranks
-
-
-def pixelcnn_mask(kernel_size: int, mask_type: str, in_channels: int, out_channels: int,
-                  color_groups: int = 1) -> Tensor:
-    """The 0/1 mask of a PixelCNN convolution, ``Tensor[out_channels, in_channels, k, k]``.
-
-    Rows above the centre are ones, the centre row is ones left of the centre, everything after
-    the centre is zero. At the centre tap, output group g sees input groups < g (type 'A') or
-    <= g (type 'B'); channel c belongs to group ``c // (channels // color_groups)``.
-    """
-    if mask_type not in ("A", "B"):
-        raise ValueError(f"mask_type must be 'A' (excludes the centre) or 'B' (includes it), "
-                         f"got {mask_type!r}.")
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd and positive so the kernel has a centre, "
-                         f"got {kernel_size}.")
-    for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-        if n % color_groups != 0:
-            raise ValueError(f"{name}={n} is not divisible by color_groups={color_groups}; "
-                             "use a multiple of the number of colour channels.")
-    k, c = kernel_size, kernel_size // 2
-    mask = torch.zeros(out_channels, in_channels, k, k)
-    mask[:, :, :c, :] = 1.0          # rows above the centre
-    mask[:, :, c, :c] = 1.0          # left of the centre in the centre row
-    out_group = torch.arange(out_channels) // (out_channels // color_groups)
-    in_group = torch.arange(in_channels) // (in_channels // color_groups)
-    if mask_type == "A":
-        centre = out_group[:, None] > in_group[None, :]
-    else:
-        centre = out_group[:, None] >= in_group[None, :]
-    mask[:, :, c, c] = centre.float()
-    return mask
-
-
-class MaskedConv2d(nn.Conv2d):
-    """A square convolution whose weight is multiplied by :func:`pixelcnn_mask` in forward.
-
-    ``[N, in_ch, H, W] -> [N, out_ch, H, W]`` (padding ``kernel_size // 2``); ``weight`` itself is
-    never edited, so the masked taps simply receive zero gradient.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, mask_type: str,
-                 color_groups: int = 1):
-        super().__init__(in_ch, out_ch, kernel_size, padding=kernel_size // 2)
-        self.register_buffer("mask", pixelcnn_mask(kernel_size, mask_type, in_ch, out_ch,
-                                                   color_groups))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
-
-
-def build_head(head: str, levels: int, num_mixtures: int) -> nn.Module:
-    """The output head by name: ``"categorical"`` (softmax over levels) or ``"dlm"``
-    (discretized logistic mixture with ``num_mixtures`` components)."""
-    if head == "categorical":
-        return CategoricalHead(levels)
-    if head == "dlm":
-        from arlab.models.logistic import LogisticMixtureHead  # loaded only when asked for
-
-        return LogisticMixtureHead(levels, num_mixtures)
-    raise ValueError(f"head must be 'categorical' or 'dlm', got {head!r}.")
-
-
-def check_image_shape(data_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
-    """``data_shape`` as ``(C, H, W)``, or a clear error for anything else."""
-    if len(data_shape) != 3:
-        raise ValueError(f"{model} models images: data_shape must be (C, H, W), "
-                         f"got {tuple(data_shape)}.")
-    return tuple(int(s) for s in data_shape)
-
-
-def check_input(x: Tensor, data_shape: tuple[int, ...]) -> None:
-    if tuple(x.shape[1:]) != tuple(data_shape):
-        raise ValueError(f"expected input [N, {', '.join(map(str, data_shape))}], "
-                         f"got {list(x.shape)}.")
-
-
-def split_colours(out: Tensor, channels: int) -> Tensor:
-    """``[N, C*P, H, W]`` grouped by colour (all P of channel 0 first) -> ``[N, P, C, H, W]``."""
-    n, cp, h, w = out.shape
-    return out.view(n, channels, cp // channels, h, w).transpose(1, 2)
+# build_head ... split_colours and the masked convolution are imported from here by other code
+from arlab.models.base import (ImageModel, build_head, check_image_shape, check_input,  # noqa: F401
+                               raster_ranks, split_colours)
+from arlab.models.layers import MaskedConv2d, pixelcnn_mask  # noqa: F401
 
 
 class _ResidualBlock(nn.Module):
@@ -115,7 +36,7 @@ class _ResidualBlock(nn.Module):
         return x + self.expand(F.relu(z))
 
 
-class PixelCNN(ARModel):
+class PixelCNN(ImageModel):
     """PixelCNN on images ``(C, H, W)``: ``forward(x, cond) -> [N, P, C, H, W]``.
 
     A type-A ``kernel_size`` convolution, ``layers`` residual blocks of type-B convolutions and a
@@ -130,9 +51,9 @@ class PixelCNN(ARModel):
                  layers: int = 2, kernel_size: int = 5, color: str = "autoregressive",
                  skip: bool = False, head: str = "categorical", num_mixtures: int = 3,
                  num_classes: int | None = None):
-        c, _, _ = check_image_shape(data_shape, "PixelCNN")
-        super().__init__(data_shape, levels, head=build_head(head, levels, num_mixtures),
+        super().__init__(data_shape, levels, head=head, num_mixtures=num_mixtures,
                          num_classes=num_classes)
+        c = self.data_shape[0]
         if color not in ("autoregressive", "independent"):
             raise ValueError(f"color must be 'autoregressive' or 'independent', got {color!r}.")
         self.color = color
@@ -156,7 +77,7 @@ class PixelCNN(ARModel):
         return raster_ranks(self.data_shape, shared_channels=self.color == "independent")
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        check_input(x, self.data_shape)
+        self.check_input(x)
         cond = self.check_cond(cond, x.shape[0])
         biases = ([e(cond)[:, :, None, None] for e in self.class_bias]
                   if cond is not None else [None] * (len(self.blocks) + 2))
@@ -173,4 +94,4 @@ class PixelCNN(ARModel):
         if biases[-1] is not None:
             z = z + biases[-1]
         out = self.out(F.relu(z))
-        return split_colours(out, self.data_shape[0])
+        return self.to_params(out)

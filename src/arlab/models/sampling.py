@@ -30,34 +30,36 @@ def sample_autoregressive(model, n: int, cond: Tensor | None = None,
     """
     was_training = model.training
     model.eval()
-    device = model.param_device
-    shape = (n, *model.data_shape)
-    x = torch.zeros(shape, dtype=torch.long, device=device)
-    fill = torch.ones(shape, dtype=torch.bool, device=device)
-    if known is not None:
-        if known_mask is None:
-            raise ValueError("known needs known_mask: which positions to keep fixed.")
-        fill = ~known_mask.to(device).bool().expand(shape)
-        x = torch.where(fill, x, known.to(device).long())
-        _warn_if_heuristic(model.order().to(device), fill)
-    if cond is not None:
-        cond = model.check_cond(cond, n)
-    order = model.order().to(device)
-    ranks = torch.unique(order)
-    iterator = ranks.tolist()
-    if progress:
-        from tqdm.auto import tqdm
+    try:
+        device = model.param_device
+        shape = (n, *model.data_shape)
+        x = torch.zeros(shape, dtype=torch.long, device=device)
+        fill = torch.ones(shape, dtype=torch.bool, device=device)
+        if known is not None:
+            if known_mask is None:
+                raise ValueError("known needs known_mask: which positions to keep fixed.")
+            fill = ~known_mask.to(device).bool().expand(shape)
+            x = torch.where(fill, x, known.to(device).long())
+            _warn_if_heuristic(model.order().to(device), fill)
+        if cond is not None:
+            cond = model.check_cond(cond, n)
+        order = model.order().to(device)
+        ranks = torch.unique(order)
+        iterator = ranks.tolist()
+        if progress:
+            from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="sampling", leave=False)
-    for r in iterator:
-        here = order == r                      # [*dims]
-        if not fill[:, here].any():            # every position of this rank is known
-            continue
-        params = model(x, cond)                # [n, P, *dims]
-        p = params.movedim(1, -1)[:, here]     # [n, k, P]
-        draw = model.head.sample(p.reshape(-1, p.shape[-1]), generator).view(n, -1).to(device)
-        x[:, here] = torch.where(fill[:, here], draw, x[:, here])
-    model.train(was_training)
+            iterator = tqdm(iterator, desc="sampling", leave=False)
+        for r in iterator:
+            here = order == r                      # [*dims]
+            if not fill[:, here].any():            # every position of this rank is known
+                continue
+            params = model(x, cond)                # [n, P, *dims]
+            p = params.movedim(1, -1)[:, here]     # [n, k, P]
+            draw = model.head.sample(p.reshape(-1, p.shape[-1]), generator).view(n, -1).to(device)
+            x[:, here] = torch.where(fill[:, here], draw, x[:, here])
+    finally:
+        model.train(was_training)
     return x
 
 

@@ -2,8 +2,6 @@
 for what comes next."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -13,19 +11,11 @@ from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 import ipywidgets as widgets
+from arlab.models.base import image_layout
 from arlab.viz.plots import new_figure
 from arlab.viz.widgets import _WIDE, FigureWidget
 
 _PENDING = np.array([0.80, 0.88, 1.0])  # pale blue: not drawn yet
-
-
-def _layout(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(C, H, W)`` for images, ``(1, H, W)`` for 2-D data, ``(1, 1, D)`` for sequences."""
-    if len(shape) == 3:
-        return tuple(shape)
-    if len(shape) == 2:
-        return (1, *shape)
-    return (1, 1, math.prod(shape))
 
 
 class SampleTrajectory:
@@ -94,7 +84,7 @@ class SampleTrajectory:
 
 def _draw_image(ax: Axes, traj: SampleTrajectory, step: int) -> None:
     model = traj.model
-    c, h, w = _layout(model.data_shape)
+    c, h, w = image_layout(model.data_shape)
     x = traj.state(step)[0].cpu().view(c, h, w).double() / max(model.levels - 1, 1)
     done = (traj.order < traj.ranks[step]).view(c, h, w) if step < traj.num_steps else \
         torch.ones(c, h, w, dtype=torch.bool)

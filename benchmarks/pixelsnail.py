@@ -1,0 +1,73 @@
+"""PixelSNAIL before and after: seconds per training epoch and test nats/dim after the same
+epochs, the old architecture (full attention) and the fast ones (attention at row
+resolution) trained in the same run. The models take turns epoch by epoch, so a machine whose
+speed drifts (shared cores) slows them alike."""
+from __future__ import annotations
+
+import torch
+
+from arlab import data as D
+from arlab.models.pixelsnail import PixelSNAIL
+from arlab.train import evaluate, fit
+from benchmarks.common import Record, fmt, table
+
+# name -> PixelSNAIL keyword sizes; "full" is the architecture recorded in the quality section
+CONFIGS = {
+    "full": dict(channels=32, blocks=2, heads=2, conv_layers=2, attention="full"),
+    "rows_1x2": dict(channels=32, blocks=1, heads=2, conv_layers=2, attention="rows"),
+    "rows_2x1": dict(channels=32, blocks=2, heads=1, conv_layers=1, attention="rows"),
+}
+BASELINE = "full"
+# a subset of the 4,000-image MNIST split: the full-attention model takes minutes per epoch
+N_TRAIN, N_TEST = 1000, 500
+
+
+def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: int = 3,
+         models=None) -> Record:
+    data = D.shapes(n_train=128, n_test=32, size=8) if quick else D.mnist(verbose=False)
+    train, test = (data.train, data.test) if quick else (data.train[:N_TRAIN], data.test[:N_TEST])
+    epochs = 1 if quick else epochs
+    names = models or list(CONFIGS)
+    rec = Record("pixelsnail", command,
+                 f"the first {len(train):,} training and {len(test):,} test images of "
+                 f"{'shapes' if quick else 'mnist'} {tuple(data.data_shape)}, batch 64, Adam "
+                 f"lr 1e-3, {epochs} epochs, models taking turns epoch by epoch on {device}; "
+                 "seconds: training steps only (the test pass is timed apart)",
+                 merge=bool(models))
+    built, opts, seconds = {}, {}, {n: 0.0 for n in names}
+    for name in names:
+        torch.manual_seed(0)
+        built[name] = PixelSNAIL(data.data_shape, data.levels, **CONFIGS[name])
+        opts[name] = torch.optim.Adam(built[name].parameters(), lr=1e-3)
+    for epoch in range(epochs):
+        for name in names:
+            hist = fit(built[name], train, None, epochs=1, batch_size=64,
+                       max_steps=3 if quick else None, device=device, seed=epoch,
+                       optimizer=opts[name], progress=False)
+            seconds[name] += hist.seconds
+            print(f"  epoch {epoch + 1} {name}: {hist.seconds:.1f} s", flush=True)
+    for name in names:
+        model = built[name]
+        rec.add(f"{name}.seconds_per_epoch", seconds[name] / epochs, "s",
+                ", ".join(f"{k}={v}" for k, v in CONFIGS[name].items()))
+        rec.add(f"{name}.nats_per_dim", evaluate(model, test, 64, device), "nats/dim")
+        rec.add(f"{name}.parameters", sum(p.numel() for p in model.parameters()), "")
+    return rec
+
+
+def summarize(section: str, values: dict) -> list[str]:
+    """Seconds per epoch, speed-up over the full-attention model, and test nats/dim."""
+    def get(key):
+        return values.get(f"{section}.{key}", {}).get("value")
+
+    base = get(f"{BASELINE}.seconds_per_epoch")
+    rows = []
+    for name in CONFIGS:
+        s = get(f"{name}.seconds_per_epoch")
+        if s is None:
+            continue
+        rows.append([name, values[f"{section}.{name}.seconds_per_epoch"]["note"],
+                     f"{int(get(f'{name}.parameters')):,}", fmt(s, 3),
+                     fmt(base / s, 3) if base else "", fmt(get(f"{name}.nats_per_dim"))])
+    return table(["model", "architecture", "parameters", "s/epoch", "speed-up",
+                  "test nats/dim"], rows)
