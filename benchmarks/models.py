@@ -18,6 +18,7 @@ IMAGE_MODELS = {
     "pixelcnn_dlm": ("pixelcnn_dlm", {"channels": 32, "layers": 4, "kernel_size": 7}),
     "pixelsnail": ("pixelsnail", {"channels": 32, "blocks": 2, "heads": 2}),
     "pixelsnail_rows": ("pixelsnail_rows", {"channels": 32, "blocks": 1, "heads": 2}),
+    "transformer": ("transformer", {"dim": 32, "layers": 2, "heads": 2}),
 }
 
 

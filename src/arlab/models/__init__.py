@@ -32,6 +32,7 @@ _ZOO = {
     "pixelsnail": ("pixelsnail", "PixelSNAIL", {}),
     "pixelsnail_rows": ("pixelsnail", "PixelSNAIL", {"attention": "rows"}),
     "multiscale": ("multiscale", "MultiscalePixelCNN", {}),
+    "transformer": ("transformer", "PixelTransformer", {}),
 }
 
 # The models above that read data_shape (1,) or (2,) only; all others take images (C, H, W).
