@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import io
 import re
 
@@ -17,9 +19,11 @@ import torch
 import torch.nn.functional as F
 
 import arlab.grading.homework  # noqa: F401  (registers every part and reference)
+from arlab.grading import contract
 from arlab.grading.checks import GradingError, check_causal
-from arlab.grading.parts import PARTS, REFERENCES, grade
+from arlab.grading.parts import PARTS, grade
 from arlab.receptive import Dependence, dependence, positions
+from homework_e2e import code, load
 
 LEAK = 1e-4
 
@@ -32,14 +36,14 @@ def shifted_sum(x):  # output t = x[t-1] + x[t-2]: causal
 def rounding(y, x):
     """y plus a term that is zero in exact arithmetic but rounds differently with every input
     (a normalisation-like mean of ALL inputs, later ones included)."""
-    s = x.reshape(x.shape[0], -1).mean(1).view(-1, *[1] * (y.dim() - 1)) * 3.0
+    s = x.reshape(x.shape[0], -1).to(y.dtype).mean(1).view(-1, *[1] * (y.dim() - 1)) * 3.0
     return (y + s) - s
 
 
 def later(x, like, dim=-1):
     """The next position's value along ``dim`` (a later one: the last wraps to the first),
     averaged over channels and broadcast to ``like``'s shape."""
-    nxt = x.roll(-1, dims=dim)
+    nxt = x.roll(-1, dims=dim).to(like.dtype)
     if nxt.dim() == like.dim() and nxt.shape[1] != like.shape[1]:
         nxt = nxt.mean(1, keepdim=True)
     return nxt.expand_as(like) if nxt.shape != like.shape else nxt
@@ -147,11 +151,9 @@ def _pair_transform(leak: bool):  # (v, h) or (residual, skip): both outputs
     return apply
 
 
-def _trained(leak: bool):
-    reference = REFERENCES["train_pixelcnn"]
-
+def _trained(leak: bool, answer):
     def train_pixelcnn(train, test):
-        return _Wrapper(reference(train, test), _tensor_transform(leak, -1))
+        return _Wrapper(answer(train, test), _tensor_transform(leak, -1))
     return train_pixelcnn
 
 
@@ -164,11 +166,9 @@ class _Wrapper(torch.nn.Module):
         return self.transform((x,), self.inner(x))
 
 
-def _mask(leak: bool):
-    reference = REFERENCES["pixelcnn_mask"]
-
+def _mask(leak: bool, answer):
     def pixelcnn_mask(kernel_size, mask_type, in_channels, out_channels, color_groups=1):
-        mask = reference(kernel_size, mask_type, in_channels, out_channels, color_groups)
+        mask = answer(kernel_size, mask_type, in_channels, out_channels, color_groups)
         if leak and kernel_size > 1:
             mask = mask.clone()
             mask[..., -1, -1] = LEAK  # the bottom-right tap reads a later pixel
@@ -176,38 +176,43 @@ def _mask(leak: bool):
     return pixelcnn_mask
 
 
-ATTACKS = {  # exercise -> (assignment, build(leak) -> the answer, message of the leak)
-    "CoordinateRNN": ("hw1_foundations",
-                      lambda leak: _wrap_class(REFERENCES["CoordinateRNN"],
-                                               _tensor_transform(leak, -1)),
+def _layer(transform):
+    return lambda leak, answer: _wrap_class(answer, transform(leak))
+
+
+ATTACKS = {  # exercise -> (assignment, build(leak, a correct answer), message of the leak)
+    "CoordinateRNN": ("hw1_foundations", _layer(lambda leak: _tensor_transform(leak, -1)),
                       r"logit of pixel \(\d+, \d+\) changes when (itself|pixel \(\d+, \d+\))"),
-    "MADE": ("hw2_masked_models",
-             lambda leak: _wrap_class(REFERENCES["MADE"], _tensor_transform(leak, -1)),
+    "MADE": ("hw2_masked_models", _layer(lambda leak: _tensor_transform(leak, -1)),
              r"(logit \d+ \(rank \d+\) depends on input \d+|differs from the expected)"),
-    "CausalConv1d": ("hw2_masked_models",
-                     lambda leak: _wrap_class(REFERENCES["CausalConv1d"],
-                                              _tensor_transform(leak, -1)),
+    "CausalConv1d": ("hw2_masked_models", _layer(lambda leak: _tensor_transform(leak, -1)),
                      r"differs from the expected values .* at index"),
-    "GatedResidualBlock": ("hw2_masked_models",
-                           lambda leak: _wrap_class(REFERENCES["GatedResidualBlock"],
-                                                    _pair_transform(leak)),
+    "GatedResidualBlock": ("hw2_masked_models", _layer(_pair_transform),
                            r"differs from the expected values .* at index"),
     "pixelcnn_mask": ("hw3_pixel_models", _mask, r"pixelcnn_mask\(.*\)\[\d+, \d+, \d+, \d+\]"),
-    "MaskedConv2d": ("hw3_pixel_models",
-                     lambda leak: _wrap_class(REFERENCES["MaskedConv2d"],
-                                              _tensor_transform(leak, -1)),
+    "MaskedConv2d": ("hw3_pixel_models", _layer(lambda leak: _tensor_transform(leak, -1)),
                      r"differs from the expected values .* at index"),
-    "GatedPixelCNNLayer": ("hw3_pixel_models",
-                           lambda leak: _wrap_class(REFERENCES["GatedPixelCNNLayer"],
-                                                    _pair_transform(leak)),
+    "GatedPixelCNNLayer": ("hw3_pixel_models", _layer(_pair_transform),
                            r"output at pixel \(\d+, \d+\) depends on input pixel \(\d+, \d+\)"),
-    "CausalSelfAttention": ("hw3_pixel_models",
-                            lambda leak: _wrap_class(REFERENCES["CausalSelfAttention"],
-                                                     _tensor_transform(leak, 1)),
+    "CausalSelfAttention": ("hw3_pixel_models", _layer(lambda leak: _tensor_transform(leak, 1)),
                             r"output \d+ changes when position \d+ > \d+ changes"),
     "train_pixelcnn": ("hw3_pixel_models", _trained,
                        r"logit at pixel \(\d+, \d+\) changes when the input at"),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def _answered(assignment: str, exercise: str) -> tuple[dict, object]:
+    """The solution notebook's given and answer cells run (no tests), then the exercise's
+    correct answer written differently (a fixture): its namespace and that answer."""
+    h = load(assignment, importlib.import_module(f"arlab.grading.homework.{assignment}"))
+    ns: dict = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for gid, cell in h.cells.items():
+            if not contract.is_test(cell):
+                exec(compile(code(cell.source), f"<cell {gid}>", "exec"), ns)
+        exec(compile(h.different[exercise], "<different answer>", "exec"), ns)
+    return ns, ns[exercise]
 
 
 def _grade(ns: dict, cells: list[str]) -> dict[str, str]:
@@ -230,15 +235,15 @@ def force32(request):
 
 @pytest.mark.parametrize("exercise", list(ATTACKS))
 def test_parts_judge_rounding_causal_and_a_small_leak_not(exercise, force32):
-    _, build, message = ATTACKS[exercise]
+    assignment, build, message = ATTACKS[exercise]
     cells = [c for c, part in PARTS.items() if part.exercise == exercise]
-    ns = {"__name__": "__main__", **{p.exercise: REFERENCES[p.exercise] for p in PARTS.values()
-                                     if p.exercise in REFERENCES}}
-    ns[exercise] = build(False)
+    base, answer = _answered(assignment, exercise)
+    ns = dict(base)
+    ns[exercise] = build(False, answer)
     assert _grade(ns, cells) == {}, f"{exercise}: rounding alone was judged a failure"
-    ns[exercise] = build(True)
+    ns[exercise] = build(True, answer)
     failed = _grade(ns, cells)
     assert failed, f"{exercise}: a leak of weight {LEAK} was not noticed"
     assert any(re.search(message, text) for text in failed.values()), failed
     decided = [text for text in failed.values() if "Decided by" in text]
-    assert all(("float32" in t) == force32 for t in decided), decided
+    assert not force32 or all("float32" in t for t in decided), decided

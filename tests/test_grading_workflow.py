@@ -426,3 +426,24 @@ def test_selfcheck_reports_per_exercise_and_exit_code(released, tmp_path, capsys
     assert report["passed"] and list(report["exercises"]) == ["squares"]
     assert report["exercises"]["squares"]["tests"] == [
         {"cell": "test_squares", "passed": True, "message": None}]
+
+
+def test_grading_notes_keep_every_reason_whole():
+    """A judge's reason reaches the student whole, however long (it used to be cut at about
+    200 characters, mid-sentence); only a runaway message is cut, and says so."""
+    from arlab.grading.autograde import REASON_CHARS, _cell_reasons, whole
+    from arlab.grading.preprocessors import error_output
+
+    reason = ("a 2-layer stack: the output at pixel (3, 2) sees the columns [0, 1, 2, 3, 4] of "
+              "row 1; with 2 layers of reach 1 it should see exactly columns 0..4 of every row "
+              "from 0 to 2, and in its own row columns 0..1. " * 4).strip()
+    assert 400 < len(reason) < REASON_CHARS
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("grade()")
+    cell.outputs = [error_output("GradingError", reason)]
+    nb.cells = [cell]
+    (line,) = _cell_reasons(nb)
+    assert line.endswith(reason) and "GradingError" in line
+    runaway = "x " * REASON_CHARS
+    cut = whole(runaway)
+    assert len(cut) < len(runaway) and cut.endswith("more characters]")

@@ -84,10 +84,16 @@ def test_solution_passes_every_part_and_its_public_tests(run):
         assert f"{cell}: passed" in printed, cell
 
 
-def test_the_references_earn_every_point(solution):
+def test_the_references_earn_every_point_and_are_refused_as_answers(solution, monkeypatch):
     ns = answered(solution, {})
     ns.update({name: REFERENCES[name] for name in EXERCISES})
-    assert failures(ns) == {}
+    refused = failures(ns)  # handed in as answers, the course's own code earns nothing
+    assert sorted(refused) == sorted(OUR_CELLS)
+    assert all("arlab's own reference implementation" in m for m in refused.values()), refused
+    import arlab.grading.parts as parts
+
+    monkeypatch.setattr(parts, "forbidden_codes", lambda *args: set())
+    assert failures(ns) == {}  # and they are right by every part's judge
     assert public_failures(ns) == {}
 
 

@@ -73,6 +73,24 @@ def _submission(released, answers: dict[str, str], first: list[str] = ()):
     return nb
 
 
+def _twofaced() -> str:
+    """The solution's made_masks, wrong only when a notebook cell calls it directly (where
+    the visible tests look), right for the grader's probes."""
+    return HW2._solution_answers()["made_masks"] + '''
+
+_made_masks_right = made_masks
+
+
+def made_masks(input_degrees, hidden_degrees):
+    import sys
+    masks = _made_masks_right(input_degrees, hidden_degrees)
+    caller = sys._getframe(1).f_code
+    if caller.co_name == "<module>" and "arlab" not in caller.co_filename:
+        masks = [1 - m for m in masks]
+    return masks
+'''
+
+
 def _outputs_text(nb) -> str:
     return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
@@ -137,7 +155,9 @@ def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
                    "different": _submission(released, HW2.DIFFERENT),
                    "buggy": _submission(released, combined),
                    "patcher": _submission(released, combined, [patch]),
-                   "hostile": _submission(released, {}, [hostile, loop])}
+                   "hostile": _submission(released, {}, [hostile, loop]),
+                   "twofaced": _submission(released, {**HW2._solution_answers(),
+                                                      "made_masks": _twofaced()})}
     for student, nb in submissions.items():
         write_notebook(nb, course.submitted(student, HW) / f"{HW}.ipynb")
     before = (course.gradebook.stat().st_size, course.gradebook.read_bytes()[:16])
@@ -154,7 +174,8 @@ def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
     full = HW2._expected([])
     buggy = HW2._expected([c for b in HW2.COMBINED for c in HW2.BUGS[b]["fails"]])
     expected = {"solution": full, "different": full, "buggy": buggy, "patcher": buggy,
-                "hostile": dict.fromkeys(HW2.EXERCISES, 0.0)}
+                "hostile": dict.fromkeys(HW2.EXERCISES, 0.0),
+                "twofaced": {**full, "made_masks": 0.0}}
     for student, points in expected.items():
         got = {name: float(rows[student][name]) for name in HW2.EXERCISES}
         assert got == points, (student, got, results[student].reasons)
@@ -164,6 +185,12 @@ def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
         assert rows[student]["review"] == "" and results[student].review == [], student
     assert results["hostile"].review and "trusted check 0" in rows["hostile"]["review"]
     assert any("REVIEW" in line and line.startswith("graded hostile") for line in lines)
+    # right for the hidden probes, wrong where the visible tests look: the notebook run says
+    # 0, the trusted check 2, and the cell earns the lower (it used to earn the higher)
+    assert "the notebook run gave 0, the trusted check 2; scored 0" in rows["twofaced"]["review"]
+    twofaced = read_notebook(course.autograded("twofaced", HW) / f"{HW}.ipynb")
+    shown = next(c for c in twofaced.cells if contract.grade_id(c) == "test_made_masks")
+    assert any(o.get("output_type") == "error" for o in shown.outputs)  # not "passed"
     assert results["hostile"].untrusted == []
 
     # what the hostile cell saw, from its own outputs in the graded notebook

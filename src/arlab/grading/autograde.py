@@ -45,6 +45,7 @@ from arlab.grading.preprocessors import (NOT_RUN, apply_refusals, error_output,
 from arlab.grading.progress import read_progress
 
 NOTES_KEY = "arlab_grading_notes"
+REASON_CHARS = 2000  # a reason is the student's only explanation: keep it whole
 _GRADER_ERRORS = ("CellTimeoutError", "DeadKernelError", "GradingStopped")
 
 
@@ -373,6 +374,15 @@ def _score(cell, max_score: float, autograded: bool) -> float | None:
         return None
 
 
+def whole(text: str, limit: int = REASON_CHARS) -> str:
+    """A message as one line, whole: only a message longer than ``limit`` (never one of the
+    grader's own) is cut, at a word, and says so."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + f" [... {len(text) - limit:,} more characters]"
+
+
 def _first_error(cell):
     return next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
 
@@ -389,8 +399,8 @@ def _cell_reasons(nb) -> list[str]:
         if error is None or error.get("ename") in ("RefusedImport", NOT_RUN, "GradingStopped"):
             continue
         label = contract.grade_id(cell) or f"cell #{index + 1}"
-        lines = (error.get("evalue") or "").strip().splitlines()
-        message = f": {lines[0][:160]}" if lines else ""
+        text = whole(error.get("evalue") or "")
+        message = f": {text}" if text else ""
         reasons.append(f"{label}: {error.get('ename')}{message}")
     return reasons
 
@@ -444,16 +454,20 @@ def _apply_trusted(outcome: _Outcome, defs: Definitions, parts: dict[str, dict[s
             verdict = verdicts[grade_id]
             exercise = contract.exercise_of(grade_id, defs.by_notebook[name])
             full = defs.grade_cells[name][grade_id]
-            points = full if verdict.passed and exercise not in refused else 0.0
+            trusted_points = full if verdict.passed and exercise not in refused else 0.0
             kernel = scores.get(grade_id)
-            if kernel is not None and kernel != points:
+            # no submission gains from a disagreement: the visible checks ran in the kernel,
+            # the hidden ones outside it, and a cell earns its points only if both passed
+            points = trusted_points if kernel is None else min(kernel, trusted_points)
+            if kernel is not None and kernel != trusted_points:
                 review.append(f"{grade_id}: the notebook run gave {kernel:g}, the trusted "
-                              f"check {points:g}"
-                              + ("" if verdict.passed else f" ({verdict.message[:160]})"))
+                              f"check {trusted_points:g}; scored {points:g}"
+                              + ("" if verdict.passed else f" ({whole(verdict.message)})"))
             scores[grade_id] = points
             cell = cells[name].get(grade_id)
-            if cell is not None and exercise not in refused:
-                cell.outputs = [_trusted_output(verdict)]
+            kernel_failed = kernel is not None and kernel < trusted_points
+            if cell is not None and exercise not in refused and not kernel_failed:
+                cell.outputs = [_trusted_output(verdict)]  # else the kernel's error stays
     return review, untrusted
 
 
@@ -501,7 +515,7 @@ def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions
         notebooks = outcome.notebooks
     except Exception as err:  # noqa: BLE001 - a hostile notebook must not stop the others
         reasons.append(f"the graded notebook could not be read ({type(err).__name__}: "
-                       f"{str(err)[:200]}); 0 points")
+                       f"{whole(str(err))}); 0 points")
         scores = {g: 0.0 for name in defs.notebooks for g in defs.grade_cells[name]}
         cells, notebooks = {name: {} for name in defs.notebooks}, {}
         review, untrusted = [], sorted(g for n in defs.notebooks for g in defs.autograded(n))

@@ -15,7 +15,13 @@ their reference versions while it probes, so one bug is charged once.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
+import os
+import sys
+import threading
 import traceback
+import types
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, ClassVar
 
@@ -24,6 +30,7 @@ import torch
 
 from arlab.grading.checks import GradingError
 
+_ARLAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../arlab
 PARTS: dict[str, "Part"] = {}  # test cell grade id -> part
 REFERENCES: dict[str, Any] = {}  # exercise name -> reference object in the homework's signature
 
@@ -113,12 +120,89 @@ def swapped(ns: MutableMapping[str, Any], names: tuple[str, ...]):
                 ns.pop(n, None)
 
 
-def run_probe(part: Part, ns: MutableMapping[str, Any]) -> dict[str, np.ndarray]:
-    """Run the student half; the student's exceptions become a GradingError that says where."""
+def _codes(obj, seen: set | None = None) -> set[types.CodeType]:
+    """The code objects of an arlab function or class (its methods, in every arlab class of
+    its MRO) and of the functions nested in them."""
+    found: set[types.CodeType] = set()
+    if isinstance(obj, type):
+        for cls in obj.__mro__:
+            if cls.__module__.startswith("arlab"):
+                for value in vars(cls).values():
+                    value = getattr(value, "__func__", value)
+                    value = getattr(value, "fget", value)
+                    if isinstance(value, types.FunctionType):
+                        found |= _codes(value)
+        return found
+    code = getattr(inspect.unwrap(obj), "__code__", None) if callable(obj) else None
+    stack = [code] if isinstance(code, types.CodeType) else []
+    while stack:
+        code = stack.pop()
+        if code.co_filename.startswith(_ARLAB_DIR):  # never torch's decorators and the like
+            found.add(code)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return found
+
+
+def _library_twin(name: str):
+    """What ``arlab`` itself exports under an exercise's name (``arlab.made_masks``,
+    ``arlab.bits_per_dim``), or None."""
+    import arlab
+
+    module = getattr(arlab, "_REFERENCE", {}).get(name)
+    if module:
+        return getattr(importlib.import_module(module), name, None)
+    return vars(arlab).get(name)
+
+
+def forbidden_codes(exercise: str, uses: tuple[str, ...] = ()) -> set[types.CodeType]:
+    """The code of ``exercise``'s reference (the homework-face one and the library's), less
+    the code of the references its part legitimately runs (``uses``)."""
+    codes = _codes(reference(exercise)) | _codes(_library_twin(exercise))
+    for name in uses:
+        codes -= _codes(reference(name)) | _codes(_library_twin(name))
+    return codes
+
+
+@contextlib.contextmanager
+def refusing_reference(exercise: str, uses: tuple[str, ...] = ()):
+    """While the student's code is probed, entering the reference of ``exercise`` is
+    recorded, whatever the channel that reached it (an import, ``pickle``, ``sys.modules``,
+    ``getattr``, a subclass): the code is recognised, not the spelling. Fails afterwards."""
+    forbidden = forbidden_codes(exercise, uses)
+    entered: list[str] = []
+
+    def watch(frame, event, arg):
+        if event == "call" and frame.f_code in forbidden:
+            entered.append(frame.f_code.co_qualname)
+        return None
+
+    previous = sys.getprofile()
+    sys.setprofile(watch)
+    threading.setprofile(watch)
     try:
-        with swapped(ns, part.uses), torch.random.fork_rng():
+        yield
+    finally:
+        removed = sys.getprofile() is not watch
+        sys.setprofile(previous)
+        threading.setprofile(None)
+    if entered:
+        raise GradingError(f"{exercise} runs arlab's own reference implementation "
+                           f"({entered[0]}), however it was reached: 0 points for this part. "
+                           "Write the exercise yourself.")
+    if removed:
+        raise GradingError(f"{exercise}: the grader's watch on the reference implementation "
+                           "was switched off while your code ran (sys.setprofile): 0 points.")
+
+
+def run_probe(part: Part, ns: MutableMapping[str, Any]) -> dict[str, np.ndarray]:
+    """Run the student half; the student's exceptions become a GradingError that says where.
+    The student's code may not run the reference of the exercise it answers."""
+    try:
+        with swapped(ns, part.uses), torch.random.fork_rng(), \
+                refusing_reference(part.exercise, part.uses):
             torch.manual_seed(0)
-            return to_arrays(part.probe(ns))
+            found = part.probe(ns)
+        return to_arrays(found)
     except GradingError:
         raise
     except Exception as err:  # the student's code raised: say what and where

@@ -64,7 +64,7 @@ def collect(ns: dict, parts: list[str], out: Path, timeout: int) -> None:
             signal.alarm(0)
             text = str(err) if type(err).__name__ == "GradingError" else \
                 f"{type(err).__name__}: {err}"
-            errors[cell] = text[:1000]
+            errors[cell] = text[:4000]
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "arrays.npz", **arrays)
     (out / "errors.json").write_text(json.dumps(errors))

@@ -98,7 +98,7 @@ def _load(out: Path, parts: dict[str, object], why: str):
                     arrays[cell][name] = value
         raw = json.loads((out / "errors.json").read_text(encoding="utf-8", errors="replace"))
         if isinstance(raw, dict):
-            errors = {str(k): str(v)[:1000] for k, v in raw.items() if k in parts}
+            errors = {str(k): str(v)[:4000] for k, v in raw.items() if k in parts}
     except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as err:
         return None, {c: f"the probe results could not be read ({err})" for c in parts}
     return arrays, errors
@@ -126,5 +126,5 @@ def judge(out: Path, parts: dict[str, object], why: str = "") -> dict[str, Verdi
             verdicts[cell] = Verdict(False, str(err))
         except Exception as err:  # noqa: BLE001 - arrays of the wrong shape or kind
             verdicts[cell] = Verdict(False, f"the values checked have the wrong form "
-                                            f"({type(err).__name__}: {str(err)[:200]})")
+                                            f"({type(err).__name__}: {str(err)[:2000]})")
     return verdicts

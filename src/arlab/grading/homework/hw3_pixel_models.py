@@ -202,7 +202,9 @@ class _MaskProbe(Part):
         fn, out = student(ns, "pixelcnn_mask"), {}
         for c, case in enumerate(_MASK_CASES):
             k, t, cin, cout, groups = case
-            mask = _tensor(fn(k, t, cin, cout, groups), _mask_call(case))
+            # the default colour groups as the visible tests use them: not passed at all
+            extra = {} if groups == 1 else {"color_groups": groups}
+            mask = _tensor(fn(k, t, cin, cout, **extra), _mask_call(case))
             check_shape(mask, (cout, cin, k, k), _mask_call(case))
             out[f"mask_{c}"] = mask.detach().double()
         return out
@@ -277,12 +279,14 @@ def _conv_case(c: int, case):
 
 def _conv_call(case) -> str:
     cin, cout, k, t, groups, _, _ = case
-    return f"MaskedConv2d({cin}, {cout}, {k}, {t!r}" + (f", {groups})" if groups != 1 else ")")
+    return (f"MaskedConv2d({cin}, {cout}, {k}, {t!r}"
+            + (f", color_groups={groups})" if groups != 1 else ")"))
 
 
 def _new_masked_conv(ns, case, weight: Tensor, bias: Tensor):
     cin, cout, k, t, groups, _, _ = case
-    layer = student(ns, "MaskedConv2d")(cin, cout, k, t, groups)
+    extra = {} if groups == 1 else {"color_groups": groups}  # the default when it is one
+    layer = student(ns, "MaskedConv2d")(cin, cout, k, t, **extra)
     if not isinstance(layer, nn.Conv2d):
         fail("MaskedConv2d must subclass nn.Conv2d (class MaskedConv2d(nn.Conv2d)), so that it "
              "keeps nn.Conv2d's `weight` [out, in, k, k] and `bias` [out].")
