@@ -71,3 +71,27 @@ def test_committed_starter_equals_a_fresh_release(tmp_path):
         for cell in _cells("starter", hw):
             assert "### BEGIN HIDDEN TESTS" not in cell.source
             assert "### BEGIN SOLUTION" not in cell.source
+
+
+def test_import_rules_are_stated_once_and_agree_with_the_check():
+    """One table (arlab.grading.imports) says what answers may import; every homework
+    introduction and the grader's README carry the same words, generated from it, and the
+    check does what the words say."""
+    import re
+
+    from arlab.grading.imports import (ALLOWED_MODULES, RULES_BEGIN, RULES_END,
+                                       forbidden_imports, rules_text)
+
+    block = re.compile(re.escape(RULES_BEGIN) + "(.*?)" + re.escape(RULES_END), re.S)
+    texts = {f"solutions/{hw}": nbformat.read(ROOT / "solutions" / hw / f"{hw}.ipynb",
+                                               as_version=4).cells[0].source for hw in CONTRACT}
+    texts["grader/README.md"] = (ROOT / "grader" / "README.md").read_text()
+    for where, text in texts.items():
+        assert block.findall(text) == [rules_text()], f"{where} states other import rules"
+    for module in ALLOWED_MODULES:
+        assert f"`arlab.{module}`" in rules_text() or module == "budget"
+        assert forbidden_imports(f"from arlab.{module} import *".replace("*", "x")) == []
+    assert forbidden_imports("import arlab.models") and forbidden_imports("import arlab.grading")
+    assert forbidden_imports("from arlab.receptive import dependence")
+    assert forbidden_imports("from arlab.units import bits_per_dim", "bits_per_dim")
+    assert not forbidden_imports("from arlab.units import bits_per_dim", "CoordinateRNN")

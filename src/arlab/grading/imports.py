@@ -25,6 +25,20 @@ from arlab.grading import contract
 #: arlab modules an answer may use (``budget`` is the former name of ``compute``)
 ALLOWED_MODULES = frozenset({"data", "units", "budget", "compute", "train", "viz"})
 _ALLOWED_TEXT = "answers may use arlab.data, arlab.units, arlab.compute, arlab.train and arlab.viz"
+RULES_BEGIN, RULES_END = "<!-- import rules -->", "<!-- /import rules -->"
+
+
+def rules_text() -> str:
+    """The import rules in words, as every homework introduction and the grader's README
+    state them (between ``RULES_BEGIN`` and ``RULES_END``; a test keeps them equal)."""
+    allowed = ", ".join(f"`arlab.{m}`" for m in sorted(ALLOWED_MODULES - {"budget"}))
+    return (f"Your answers may use `torch`, `math` and, of the course's library, {allowed}. "
+            "An answer that uses `arlab.models`, `arlab.grading` or any other part of `arlab` "
+            "scores 0 for its exercise, and so does one that uses the exercise's own name "
+            "from any module, even an allowed one (in `bits_per_dim`, `from arlab.units "
+            "import bits_per_dim` scores 0). The grader reads your cells' syntax and also "
+            "recognises the course's own code when it runs, however it was reached (a "
+            "pickle, `sys.modules`, `getattr`, a subclass): write each exercise yourself.")
 _NAMESPACE_DOORS = frozenset({"__dict__", "__getattr__", "__getattribute__", "__loader__",
                               "__spec__"})
 _IMPORTERS = frozenset({"import_module", "__import__", "run_module"})
