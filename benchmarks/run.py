@@ -12,7 +12,8 @@ import importlib
 
 from benchmarks.common import command_line
 
-SECTIONS = ("sampling", "quality", "throughput", "grading", "walkthrough", "pixelsnail")
+SECTIONS = ("sampling", "quality", "throughput", "grading", "walkthrough", "pixelsnail",
+            "widgets")
 NAMED_ONLY = ("mutation",)  # too long for every run: only when --only names it
 
 
