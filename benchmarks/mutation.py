@@ -111,7 +111,8 @@ def _md(text: str) -> str:
 def record(runs: list[ExerciseRun], seconds: float, workers: int, command: str) -> Record:
     notes = (f"machine shared with other jobs; ARLAB_BUDGET={os.environ.get('ARLAB_BUDGET')}, "
              f"{workers} worker(s), 1 thread, {TIMEOUT:.0f} s per mutant; hidden tests only "
-             "(each test cell's graded part); equivalents from benchmarks/mutation_equivalent.py")
+             "(each test cell's graded part); equivalents from benchmarks/mutation_equivalent.py; "
+             "hand-made mutants (benchmarks/mutation_hand.py) apart, 1 = killed")
     rec = Record("mutation", command, notes=notes)
     total = {"mutants": 0, "killed": 0, "equivalent": 0, "survivors": 0}
     for r in runs:
