@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.common import Record, command_line, fmt, table
 from benchmarks.mutation_equivalent import EQUIVALENT
-from benchmarks.mutation_exec import ROOT, Verdict, judge, walk
+from benchmarks.mutation_exec import ROOT, Verdict, judge, visible_tests, walk
 from benchmarks.mutation_gen import Mutant, by_hand, mutants
 from benchmarks.mutation_hand import HAND
 
@@ -41,6 +41,14 @@ class ExerciseRun:
     control: Verdict
     mutants: list[Mutant] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
+    visible: dict[int, Verdict] = field(default_factory=dict)  # survivor -> visible tests
+
+    def caught(self, m: Mutant) -> str:
+        """Whether the test cells' visible code kills a survivor (where the hidden tests are
+        laxer than what the student sees)."""
+        v = self.visible.get(self.mutants.index(m))
+        return "not run" if v is None else f"visible {v.by} kills it" if v.killed else \
+            "visible tests miss it too"
 
     def equivalent(self, m: Mutant) -> str | None:
         return EQUIVALENT.get((self.exercise, m.before, m.after))
@@ -87,15 +95,21 @@ def run(assignments: tuple[str, ...] = ASSIGNMENTS, exercise: str | None = None,
             else:
                 budget = max(timeout, SLACK * control.seconds)
                 rec.verdicts = judge(ns, [m.source for m in found], tests, budget, workers)
+                alive = [k for k, v in enumerate(rec.verdicts) if not v.killed]
+                seen = judge(ns, [found[k].source for k in alive], tests, budget, workers,
+                             visible=visible_tests(assignment))
+                rec.visible = dict(zip(alive, seen))
                 c = rec.counts()
                 log(f"{name}: {c['killed']}/{c['mutants']} killed, {c['equivalent']} "
                     f"equivalent, {c['survivors']} survivors "
                     f"({time.perf_counter() - start:.0f} s; control {control.seconds:.1f} s)")
                 for m in rec.survivors():
-                    log(f"    survives line {m.line}: {m.before}  ->  {m.after}")
+                    log(f"    survives line {m.line}: {m.before}  ->  {m.after} "
+                        f"({rec.caught(m)})")
                 for m, v in rec.judged(hand=True):
                     log(f"    hand-made, {'killed' if v.killed else 'SURVIVES'}: "
-                        f"{m.before}  ->  {m.after}")
+                        f"{m.before}  ->  {m.after}"
+                        + ("" if v.killed else f" ({rec.caught(m)})"))
             runs.append(rec)
     return runs
 
@@ -127,13 +141,14 @@ def record(runs: list[ExerciseRun], seconds: float, workers: int, command: str) 
                      f"{c['survivors']} survive ({r.assignment})")
         for k, m in enumerate(r.survivors(), 1):
             rec.add(f"survivor.{r.exercise}.{k:02d}", m.line, "line",
-                    _md(f"`{m.before}` → `{m.after}`"))
+                    _md(f"`{m.before}` → `{m.after}` ({r.caught(m)})"))
         for k, m in enumerate(r.survivors(equivalent=True), 1):
             rec.add(f"equivalent.{r.exercise}.{k:02d}", m.line, "line",
                     _md(f"`{m.before}` → `{m.after}`: {r.equivalent(m)}"))
         for k, (m, v) in enumerate(r.judged(hand=True), 1):
             rec.add(f"hand.{r.exercise}.{k:02d}", float(v.killed), "killed",
-                    _md(f"line {m.line}: `{m.before}` → `{m.after}`"))
+                    _md(f"line {m.line}: `{m.before}` → `{m.after}`"
+                        + ("" if v.killed else f" ({r.caught(m)})")))
     rec.add("kill_rate", _rate(total["killed"], total["mutants"] - total["equivalent"]), "%",
             "killed / (mutants - equivalent), every counted exercise")
     for key in ("mutants", "killed", "equivalent", "survivors"):
@@ -167,7 +182,8 @@ def _save_detail(runs: list[ExerciseRun], path: Path) -> None:
     detail = [{"assignment": r.assignment, "exercise": r.exercise,
                "control": asdict(r.control),
                "mutants": [{**{k: v for k, v in asdict(m).items() if k != "source"},
-                            **asdict(v), "equivalent": r.equivalent(m)}
+                            **asdict(v), "equivalent": r.equivalent(m),
+                            "visible": None if v.killed else r.caught(m)}
                            for m, v in zip(r.mutants, r.verdicts)]} for r in runs]
     path.write_text(json.dumps(detail, indent=1) + "\n")
 

@@ -27,6 +27,7 @@ import nbformat
 from arlab.grading import contract
 
 ROOT = Path(__file__).resolve().parents[1]
+HIDDEN = "### BEGIN HIDDEN TESTS"
 _FORK = multiprocessing.get_context("fork")
 
 
@@ -105,8 +106,15 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _child(conn, ns: dict, source: str, tests: list[str]) -> None:
-    """In the forked child: run the answer, then the graded parts; send one verdict."""
+def visible_tests(assignment: str) -> dict[str, str]:
+    """Test cell -> its visible code (what the student sees: the cell less its hidden part)."""
+    return {contract.grade_id(c): kernel_code(c.source.split(HIDDEN)[0])
+            for c in notebook(assignment) if contract.is_test(c)}
+
+
+def _child(conn, ns: dict, source: str, tests: list[str], visible: dict | None) -> None:
+    """In the forked child: run the answer, then the graded parts (or, given ``visible``,
+    the test cells' visible code); send one verdict."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -119,7 +127,10 @@ def _child(conn, ns: dict, source: str, tests: list[str]) -> None:
         return
     for cell in tests:
         try:
-            grade(cell, ns)
+            if visible is None:
+                grade(cell, ns)
+            else:
+                exec(compile(visible[cell], f"<visible {cell}>", "exec"), ns)
         except BaseException as err:  # noqa: BLE001
             conn.send((True, cell, _first_line(err)))
             return
@@ -135,9 +146,10 @@ def _stop(proc) -> None:
 
 
 def judge(ns: dict, sources: list[str], tests: list[str], timeout: float,
-          workers: int = 1) -> list[Verdict]:
+          workers: int = 1, visible: dict[str, str] | None = None) -> list[Verdict]:
     """The verdict on each answer source, run in children forked from ``ns``, at most
-    ``workers`` at a time, each stopped after ``timeout`` seconds."""
+    ``workers`` at a time, each stopped after ``timeout`` seconds. ``visible`` (test cell ->
+    code): judge by the test cells' visible code instead of their graded parts."""
     verdicts: dict[int, Verdict] = {}
     pending = list(enumerate(sources))
     running: list[tuple[int, Any, Any, float]] = []
@@ -147,7 +159,8 @@ def judge(ns: dict, sources: list[str], tests: list[str], timeout: float,
             sys.stdout.flush()
             sys.stderr.flush()
             receive, send = _FORK.Pipe(duplex=False)
-            proc = _FORK.Process(target=_child, args=(send, ns, source, tests), daemon=True)
+            proc = _FORK.Process(target=_child, args=(send, ns, source, tests, visible),
+                                 daemon=True)
             proc.start()
             send.close()
             running.append((index, proc, receive, time.perf_counter()))

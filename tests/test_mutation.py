@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 from arlab.grading import contract  # noqa: E402
 from benchmarks.mutation import ASSIGNMENTS  # noqa: E402
 from benchmarks.mutation_equivalent import EQUIVALENT  # noqa: E402
-from benchmarks.mutation_exec import judge, notebook, walk  # noqa: E402
+from benchmarks.mutation_exec import judge, notebook, visible_tests, walk  # noqa: E402
 from benchmarks.mutation_gen import by_hand, mutants  # noqa: E402
 from benchmarks.mutation_hand import HAND  # noqa: E402
 
@@ -81,6 +81,11 @@ def test_the_reference_passes_and_a_wrong_log_base_is_killed(bits_per_dim):
     wrong_base = "return float(nll_nats.double().mean()) / num_dims / math.log(3)"
     assert by_line[wrong_base].killed and by_line[wrong_base].by == "test_bits_per_dim"
     assert all(v.killed for v in verdicts)
+    visible = visible_tests("hw1_foundations")
+    assert "grade(" not in visible["test_bits_per_dim"]
+    wrong = next(m.source for m in found if m.after == wrong_base)
+    seen = judge(ns, [answer, wrong], tests, 60.0, visible=visible)
+    assert [v.killed for v in seen] == [False, True]  # the student's view agrees here
 
 
 def test_a_hanging_or_dying_answer_is_killed(bits_per_dim):
