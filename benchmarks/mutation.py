@@ -122,9 +122,11 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def record(runs: list[ExerciseRun], seconds: float, workers: int, command: str) -> Record:
+def record(runs: list[ExerciseRun], seconds: float, workers: int, command: str,
+           timeout: float = TIMEOUT) -> Record:
     notes = (f"machine shared with other jobs; ARLAB_BUDGET={os.environ.get('ARLAB_BUDGET')}, "
-             f"{workers} worker(s), 1 thread, {TIMEOUT:.0f} s per mutant; hidden tests only "
+             f"{workers} worker(s), 1 thread, {timeout:.0f} s per mutant (at least {SLACK:g}x the "
+             f"control); hidden tests only "
              "(each test cell's graded part); equivalents from benchmarks/mutation_equivalent.py; "
              "hand-made mutants (benchmarks/mutation_hand.py) apart, 1 = killed")
     rec = Record("mutation", command, notes=notes)
@@ -199,7 +201,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.mutation",
                                      description="mutation run of the hidden tests")
     parser.add_argument("--assignment", choices=ASSIGNMENTS, help="one assignment")
-    parser.add_argument("--exercise", help="one exercise (with its assignment, or searched)")
+    parser.add_argument("--exercise", help="one exercise (looked for in every assignment)")
     parser.add_argument("--limit", type=int, help="the first N mutants of each exercise")
     parser.add_argument("--workers", type=int, default=1, help="children at a time (1)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per mutant")
@@ -212,7 +214,8 @@ def cli(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     _save_detail(runs, args.out)
     rec = record(runs, seconds, args.workers,
-                 command_line(argv).replace("benchmarks.run", "benchmarks.mutation"))
+                 command_line(argv).replace("benchmarks.run", "benchmarks.mutation"),
+                 args.timeout)
     partial = args.assignment or args.exercise or args.limit is not None
     if not (partial or args.no_save):
         rec.save()
