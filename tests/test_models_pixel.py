@@ -390,12 +390,25 @@ def test_attention_empty_row_is_zero_before_proj_and_gradients_finite():
 
 # -- PixelSNAIL ------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("attention", ["full", "rows"])
 @pytest.mark.parametrize("blocks", [1, 2])
-def test_pixelsnail_sees_exactly_the_earlier_pixels(blocks):
+def test_pixelsnail_sees_exactly_the_earlier_pixels(blocks, attention):
     torch.manual_seed(0)
-    model = PixelSNAIL((1, 5, 5), 2, channels=4, blocks=blocks, heads=2, conv_layers=1)
-    for pixel in _all_pixels(5, 5):
-        assert torch.equal(_seen(model, (0, *pixel)), earlier_pixels(5, 5, pixel)), pixel
+    model = PixelSNAIL((1, 5, 4), 2, channels=4, blocks=blocks, heads=2, conv_layers=1,
+                       attention=attention)
+    for pixel in _all_pixels(5, 4):
+        assert torch.equal(_seen(model, (0, *pixel)), earlier_pixels(5, 4, pixel)), pixel
+
+
+def test_row_attention_keys():
+    """Query (r, c) may use the summaries of rows < r and the pixels (r, c' < c)."""
+    from arlab.models.pixelsnail import _RowAttentionBlock
+
+    allowed = _RowAttentionBlock.allowed(3, 4)           # [H, W, H + W]
+    for r, c in itertools.product(range(3), range(4)):
+        assert allowed[r, c, :3].tolist() == [k < r for k in range(3)]
+        assert allowed[r, c, 3:].tolist() == [k < c for k in range(4)]
+    assert not allowed[0, 0].any()                       # the first pixel has no key
 
 
 def test_pixelsnail_colour_channels_independent():
@@ -414,6 +427,7 @@ def test_pixelsnail_colour_channels_independent():
     partial(PixelCNN, channels=6, layers=1, kernel_size=3, skip=True),
     partial(GatedPixelCNN, channels=4, layers=2),
     partial(PixelSNAIL, channels=4, blocks=1),
+    partial(PixelSNAIL, channels=4, blocks=1, attention="rows"),
 ])
 def test_class_label_changes_output_and_keeps_causality(make):
     torch.manual_seed(0)

@@ -70,11 +70,6 @@ def shift_down(x: Tensor, rows: int = 1) -> Tensor:
     return F.pad(x, (0, 0, rows, 0))[:, :, :x.shape[2]]
 
 
-def shift_right(x: Tensor, cols: int = 1) -> Tensor:
-    """``[N, C, H, W]`` moved right by ``cols`` (zeros enter at the left): column j gets j-cols."""
-    return F.pad(x, (cols, 0))[..., :x.shape[3]]
-
-
 def shift_sequence(x: Tensor, steps: int = 1) -> Tensor:
     """``[N, L, D]`` moved later by ``steps`` (zeros enter first): position t gets t-steps."""
     return F.pad(x, (0, 0, steps, 0))[:, :x.shape[1]]
