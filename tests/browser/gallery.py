@@ -17,7 +17,7 @@ GALLERY = {
     "histogram_bins": ("01_histogram_bins", "slider"),
     "made": ("05_made", "dropdown"),
     "wavenet": ("06_wavenet", "dropdown"),
-    "receptive_field_explorer": ("10_explorer_side_by_side", "dropdown"),
+    "receptive_field_explorer": ("10_explorer_side_by_side", "toggle"),
     "sampling_stepper": ("07_pixelcnn_stepper", "button"),
 }
 WIDTH = 720
