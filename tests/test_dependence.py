@@ -247,3 +247,26 @@ def test_parts_judge_rounding_causal_and_a_small_leak_not(exercise, force32):
     assert any(re.search(message, text) for text in failed.values()), failed
     decided = [text for text in failed.values() if "Decided by" in text]
     assert not force32 or all("float32" in t for t in decided), decided
+
+
+def test_a_model_causal_on_noise_but_copying_its_pixel_on_real_images_scores_nothing():
+    """Probed on random images alone, this model is causal; on images like the data (mean
+    below 0.35) it copies the pixel it predicts. The grader also probes held-back real
+    images, so the part scores 0 and says why."""
+    base, answer = _answered("hw3_pixel_models", "train_pixelcnn")
+
+    class LooksAtData(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            honest = self.inner(x)
+            like_data = x.flatten(1).mean(1).view(-1, 1, 1, 1) < 0.35
+            return torch.where(like_data, 8.0 * (2 * x - 1), honest)
+
+    ns = dict(base)
+    ns["train_pixelcnn"] = lambda train, test: LooksAtData(answer(train, test))
+    failed = _grade(ns, ["test_train_pixelcnn"])
+    assert "not autoregressive on held-back images like the training data" in \
+        failed["test_train_pixelcnn"], failed
