@@ -155,7 +155,9 @@ def check_reopened(browser, base: str, out: Path) -> dict:
     lab = Page(browser, base, "reopened.ipynb")
     try:
         cell = lab.page.locator(".jp-NotebookPanel .jp-Cell").last
-        img = cell.locator(".jp-OutputArea-output img").first
+        lab.page.wait_for_timeout(3000)  # widget views have tried to render
+        # a picture outside any widget view: the static twin
+        img = cell.locator(".jp-OutputArea-output:not(:has(.jupyter-widgets)) img").first
         img.wait_for(timeout=60_000)
         size = img.evaluate("i => i.complete ? i.naturalWidth : 0")
         assert size > 0 and img.is_visible(), "no visible static twin"
@@ -201,6 +203,7 @@ def _prepare(root: Path, names: set[str]) -> None:
     name, setup, call = CASES[0]
     saved = notebook(setup, call)
     NotebookClient(saved, timeout=300, kernel_name="python3").execute()
+    saved.metadata.pop("widgets", None)  # as JupyterLab saves by default: no widget state
     nbformat.write(saved, root / "reopened.ipynb")
     shutil.copy(STARTER, root / STARTER.name)
 
