@@ -18,6 +18,7 @@ from arlab.grading import contract
 from arlab.grading.checks import GradingError, all_configs, check_causal, check_normalised
 from arlab.grading.homework import hw1_foundations as hw
 from arlab.grading.imports import refusals
+import arlab.grading.parts as parts
 from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe
 from arlab.models.logistic import dlogistic_mixture_log_prob
 from homework_e2e import check_end_to_end, code, expected_points, load, solution_answers
@@ -90,8 +91,6 @@ def test_the_references_earn_every_point_and_are_refused_as_answers(solution, mo
     refused = failures(ns)  # handed in as answers, the course's own code earns nothing
     assert sorted(refused) == sorted(OUR_CELLS)
     assert all("arlab's own reference implementation" in m for m in refused.values()), refused
-    import arlab.grading.parts as parts
-
     monkeypatch.setattr(parts, "forbidden_codes", lambda *args: set())
     assert failures(ns) == {}  # and they are right by every part's judge
     assert public_failures(ns) == {}
@@ -250,7 +249,7 @@ def test_reference_rnn_is_causal_normalised_and_reads_the_predicted_coordinates(
     assert coords.tolist() == [[0, 0], [0, 0.5], [0, 1], [1, 0], [1, 0.5], [1, 1]]
 
 
-def test_fit_thresholds_sit_between_correct_and_broken_models():
+def test_fit_thresholds_sit_between_correct_and_broken_models(monkeypatch):
     """The fitted target: KL(p(x1) || uniform) ~0.25 and I(x1; x2) ~0.60 nats, far above the
     thresholds that a correct model meets with room to spare (its KLs are ~1e-6)."""
     p1, cond = hw._fit_target()
@@ -259,6 +258,7 @@ def test_fit_thresholds_sit_between_correct_and_broken_models():
     mutual = float((p1[:, None] * cond * (cond.log() - p2.log())).sum())
     assert uniform_kl > 10 * hw._FIT_MARGINAL_KL
     assert mutual > 10 * hw._FIT_CONDITIONAL_KL
+    monkeypatch.setattr(parts, "forbidden_codes", lambda *args: set())  # the reference as answer
     out = run_probe(PARTS["test_TwoVariableModel_3"], {"TwoVariableModel": hw.TwoVariableModel})
     marginal, conditional = hw._fitted(out)
     assert float((p1 * (p1.log() - marginal)).sum()) < hw._FIT_MARGINAL_KL / 100

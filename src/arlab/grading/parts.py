@@ -157,9 +157,14 @@ def _library_twin(name: str):
 def forbidden_codes(exercise: str, uses: tuple[str, ...] = ()) -> set[types.CodeType]:
     """The code of ``exercise``'s reference (the homework-face one and the library's), less
     the code of the references its part legitimately runs (``uses``)."""
-    codes = _codes(reference(exercise)) | _codes(_library_twin(exercise))
+    import arlab.grading.homework  # noqa: F401  (registers every reference)
+
+    def code_of(name: str) -> set[types.CodeType]:
+        return _codes(REFERENCES.get(name)) | _codes(_library_twin(name))
+
+    codes = code_of(exercise)
     for name in uses:
-        codes -= _codes(reference(name)) | _codes(_library_twin(name))
+        codes -= code_of(name)
     return codes
 
 

@@ -832,6 +832,43 @@ class RNNCausal(Part):
                              "of forward(x) (logits, not probabilities).")
 
 
+_FED_SHAPES = [(3, 4), (4, 3)]  # not square: rows and columns cannot be swapped unseen
+
+
+def _recurrent_inputs(model: nn.Module, x: Tensor, what: str) -> Tensor | None:
+    """What the model's recurrent layer is fed for ``x [N, 1, H, W]``: ``[N, H*W, F]``, read
+    with hooks on its nn.LSTM (batch first or not) or nn.LSTMCell (one call per step); None
+    when it has neither (the other checks still judge it)."""
+    steps, seen = x.shape[-2] * x.shape[-1], []
+    hooks = [m.register_forward_pre_hook(lambda mod, args: seen.append((mod, args[0])))
+             for m in model.modules() if isinstance(m, (nn.LSTM, nn.LSTMCell))]
+    try:
+        with torch.no_grad():
+            _logits(model, x, what)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    calls = [(m, a) for m, a in seen if isinstance(a, Tensor)]
+    for module, fed in calls:
+        if isinstance(module, nn.LSTM) and fed.dim() == 3:
+            fed = fed if module.batch_first else fed.transpose(0, 1)
+            if fed.shape[:2] == (x.shape[0], steps):
+                return fed.detach().double()
+    cells = [a for m, a in calls if isinstance(m, nn.LSTMCell) and a.dim() == 2]
+    if len(cells) == steps:
+        return torch.stack(cells, 1).detach().double()
+    return None
+
+
+def _fed_columns(h: int, w: int, x: Tensor) -> dict[str, Tensor]:
+    """The coordinates the contract feeds step t, ``[N, H*W]`` each: the row/(H-1) and
+    column/(W-1) of the pixel t it predicts (how the previous pixel enters is left free)."""
+    flat = x.reshape(x.shape[0], -1).double()
+    t = torch.arange(h * w, dtype=torch.float64)
+    return {"row/(H-1)": ((t // w) / (h - 1)).expand_as(flat),
+            "column/(W-1)": ((t % w) / (w - 1)).expand_as(flat)}
+
+
 class RNNCoordinates(Part):
     exercise = "CoordinateRNN"
     cell = "test_CoordinateRNN_3"
@@ -839,6 +876,12 @@ class RNNCoordinates(Part):
 
     def probe(self, ns):
         out = {}
+        for k, (h, w) in enumerate(_FED_SHAPES):
+            model = _new_rnn(ns, True, h, w, 95 + k)
+            x = torch.randint(0, 2, (2, 1, h, w), generator=_gen(96 + k)).float()
+            fed = _recurrent_inputs(model, x, _rnn_call(True, h, w))
+            if fed is not None:
+                out[f"fed_{k}"], out[f"fed_x_{k}"] = fed, x
         g = _gen(90)
         for c, (first, second, _) in enumerate(_COORD_PAIRS):
             size = max(first[0] * first[1], second[0] * second[1])
@@ -853,6 +896,20 @@ class RNNCoordinates(Part):
         return out
 
     def judge(self, out):
+        for k, (h, w) in enumerate(_FED_SHAPES):
+            if f"fed_{k}" not in out:
+                continue
+            fed, x = _t(out[f"fed_{k}"]), _t(out[f"fed_x_{k}"])
+            for name, want in _fed_columns(h, w, x).items():
+                match = [(fed[..., f] - want).abs().max() < 1e-5 for f in range(fed.shape[-1])]
+                if not any(match):
+                    t = h * w - 1
+                    fail(f"{_rnn_call(True, h, w)}: no input of the LSTM equals {name} at "
+                         f"every step; step {t} predicts pixel {divmod(t, w)}, so it should be "
+                         f"fed {want[0, t].item():.4g} as {name}, but its inputs there are "
+                         f"{[round(v, 4) for v in fed[0, t].tolist()]}. Feed step t the "
+                         "coordinates of the pixel it PREDICTS (not of the pixel before it), "
+                         "row by H-1 and column by W-1.")
         for c, (first, second, pos) in enumerate(_COORD_PAIRS):
             for append in (False, True):
                 a = _t(out[f"y_{c}_{append:d}_0"]).double()

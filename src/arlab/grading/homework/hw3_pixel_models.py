@@ -990,7 +990,7 @@ class TrainPixelCNN(Part):
             fail(f"the trained model reaches {bits:.3f} bits/dim on the grader's held-back "
                  f"shapes; it must reach {_BITS_THRESHOLD} or less (an untrained model gives "
                  "about 1.0, one probability per pixel about 0.83). Train longer or with a "
-                 "larger learning rate (Adam, lr 1e-3..5e-3, a few hundred steps of 32 images "
+                 "larger learning rate (Adam, lr 5e-3: a few hundred steps of 32 images "
                  "suffice), and return the model itself.")
 
 
