@@ -36,17 +36,7 @@ class Homework:
     def failures(self, ns: dict, cells: list[str] | None = None) -> dict[str, str]:
         """Test cell -> the GradingError message, for every part in ``cells`` (default: all
         of the assignment's) that fails on the namespace ``ns``."""
-        from arlab.grading.checks import GradingError
-        from arlab.grading.parts import grade
-
-        found = {}
-        with contextlib.redirect_stdout(io.StringIO()):
-            for cell in self.our_cells if cells is None else cells:
-                try:
-                    grade(cell, ns)
-                except GradingError as err:
-                    found[cell] = str(err)
-        return found
+        return failures(ns, self.our_cells if cells is None else cells)
 
     def public_failures(self, ns: dict, cells: list[str] | None = None) -> dict[str, str]:
         """Test cell -> the error of its public part (the code before the hidden tests)."""
@@ -72,6 +62,22 @@ class Homework:
         assert list(contract.exercises(self.notebook.cells)) == exercises
         for name in exercises:
             assert name in REFERENCES, f"no reference registered for {name}"
+
+
+def failures(ns: dict, cells: list[str]) -> dict[str, str]:
+    """Test cell -> the GradingError message, for each of ``cells`` whose part fails on the
+    namespace ``ns`` (graded as a hidden test cell grades it)."""
+    from arlab.grading.checks import GradingError
+    from arlab.grading.parts import grade
+
+    found = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in cells:
+            try:
+                grade(cell, ns)
+            except GradingError as err:
+                found[cell] = str(err)
+    return found
 
 
 def fixture(hw: str, name: str) -> ModuleType:

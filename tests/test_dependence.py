@@ -21,9 +21,9 @@ import torch.nn.functional as F
 import arlab.grading.homework  # noqa: F401  (registers every part and reference)
 from arlab.grading import contract
 from arlab.grading.checks import GradingError, check_causal
-from arlab.grading.parts import PARTS, grade
+from arlab.grading.parts import PARTS
 from arlab.receptive import Dependence, dependence, positions
-from homework_e2e import code, load
+from homework_e2e import code, failures, load
 
 LEAK = 1e-4
 
@@ -215,17 +215,6 @@ def _answered(assignment: str, exercise: str) -> tuple[dict, object]:
     return ns, ns[exercise]
 
 
-def _grade(ns: dict, cells: list[str]) -> dict[str, str]:
-    failed = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in cells:
-            try:
-                grade(cell, ns)
-            except GradingError as err:
-                failed[cell] = str(err)
-    return failed
-
-
 @pytest.fixture(params=[False, True], ids=["float64", "float32-only"])
 def force32(request):
     FORCE32["on"] = request.param
@@ -240,9 +229,9 @@ def test_parts_judge_rounding_causal_and_a_small_leak_not(exercise, force32):
     base, answer = _answered(assignment, exercise)
     ns = dict(base)
     ns[exercise] = build(False, answer)
-    assert _grade(ns, cells) == {}, f"{exercise}: rounding alone was judged a failure"
+    assert failures(ns, cells) == {}, f"{exercise}: rounding alone was judged a failure"
     ns[exercise] = build(True, answer)
-    failed = _grade(ns, cells)
+    failed = failures(ns, cells)
     assert failed, f"{exercise}: a leak of weight {LEAK} was not noticed"
     assert any(re.search(message, text) for text in failed.values()), failed
     decided = [text for text in failed.values() if "Decided by" in text]
@@ -267,6 +256,6 @@ def test_a_model_causal_on_noise_but_copying_its_pixel_on_real_images_scores_not
 
     ns = dict(base)
     ns["train_pixelcnn"] = lambda train, test: LooksAtData(answer(train, test))
-    failed = _grade(ns, ["test_train_pixelcnn"])
+    failed = failures(ns, ["test_train_pixelcnn"])
     assert "not autoregressive on held-back images like the training data" in \
         failed["test_train_pixelcnn"], failed

@@ -3,15 +3,11 @@ reaches it: the grader recognises the reference's code when it runs, not the spe
 found it. Each test hands in the cheapest way around a syntax check."""
 from __future__ import annotations
 
-import contextlib
-import io
-import sys
-
 import pytest
 
 import arlab.grading.homework  # noqa: F401  (registers every part and reference)
-from arlab.grading.checks import GradingError
-from arlab.grading.parts import PARTS, REFERENCES, grade
+from arlab.grading.parts import PARTS, REFERENCES
+from homework_e2e import failures
 
 CHANNELS = {
     "pickle": '''
@@ -47,23 +43,12 @@ histogram_probs = types.FunctionType(_ref.__code__, _ref.__globals__, "histogram
 }
 
 
-def _grade(ns: dict, cells: list[str]) -> dict[str, str]:
-    failed = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in cells:
-            try:
-                grade(cell, ns)
-            except GradingError as err:
-                failed[cell] = str(err)
-    return failed
-
-
 @pytest.mark.parametrize("channel", list(CHANNELS))
 def test_the_reference_is_refused_through_every_channel(channel):
     ns = {"__name__": "__main__"}
     exec(CHANNELS[channel], ns)
     cells = [c for c, part in PARTS.items() if part.exercise == "histogram_probs"]
-    failed = _grade(ns, cells)
+    failed = failures(ns, cells)
     assert sorted(failed) == sorted(cells), failed
     assert all("arlab's own reference implementation" in m for m in failed.values()), failed
 
@@ -72,7 +57,7 @@ def test_a_subclass_of_the_reference_is_refused():
     ns = {"__name__": "__main__", **REFERENCES}
     exec("class MaskedConv2d(__import__('arlab').MaskedConv2d):\n    pass\n", ns)
     cells = [c for c, part in PARTS.items() if part.exercise == "MaskedConv2d"]
-    failed = _grade(ns, cells)
+    failed = failures(ns, cells)
     assert sorted(failed) == sorted(cells)
     assert all("MaskedConv2d.forward" in m or "MaskedConv2d.__init__" in m
                for m in failed.values()), failed
@@ -86,7 +71,7 @@ def histogram_probs(samples, d, alpha=0.0):
     sys.setprofile(None)
     return pickle.loads(b"carlab\\nhistogram_probs\\n.")(samples, d, alpha)
 ''', ns)
-    failed = _grade(ns, ["test_histogram_probs"])
+    failed = failures(ns, ["test_histogram_probs"])
     assert "switched off" in failed["test_histogram_probs"]
 
 
@@ -105,4 +90,4 @@ class MaskedConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 ''', ns)
     cells = [c for c, part in PARTS.items() if part.exercise == "MaskedConv2d"]
-    assert _grade(ns, cells) == {}
+    assert failures(ns, cells) == {}
