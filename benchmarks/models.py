@@ -17,7 +17,8 @@ IMAGE_MODELS = {
     "gated_pixelcnn": ("gated_pixelcnn", {"channels": 32, "layers": 5, "kernel_size": 3}),
     "pixelcnn_dlm": ("pixelcnn_dlm", {"channels": 32, "layers": 4, "kernel_size": 7}),
     "pixelsnail": ("pixelsnail", {"channels": 32, "blocks": 2, "heads": 2}),
-    "pixelsnail_rows": ("pixelsnail_rows", {"channels": 32, "blocks": 1, "heads": 2}),
+    "pixelsnail_rows": ("pixelsnail_rows", {"channels": 32, "blocks": 2, "heads": 1,
+                                            "conv_layers": 1}),
     "transformer": ("transformer", {"dim": 32, "layers": 2, "heads": 2}),
 }
 

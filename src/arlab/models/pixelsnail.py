@@ -5,6 +5,10 @@ pixel in one step. The attention's keys and values at position j are computed fr
 at j itself (with the features and a position code), and a strict mask (j < i) keeps position i
 from seeing its own input; the query at i comes from features that already exclude x_i. So at
 every pixel the model sees exactly the earlier pixels: no blind spot, whatever the depth.
+
+``attention="rows"`` attends at row resolution instead (one key per earlier row, plus the
+earlier pixels of the own row): the same context for far fewer scores; how it trades time
+against quality is measured in ``benchmarks/RESULTS.md`` (section pixelsnail).
 """
 from __future__ import annotations
 
