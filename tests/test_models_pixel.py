@@ -390,12 +390,15 @@ def test_attention_empty_row_is_zero_before_proj_and_gradients_finite():
 
 # -- PixelSNAIL ------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("conv_layers", [0, 1])
 @pytest.mark.parametrize("attention", ["full", "rows"])
 @pytest.mark.parametrize("blocks", [1, 2])
-def test_pixelsnail_sees_exactly_the_earlier_pixels(blocks, attention):
+def test_pixelsnail_sees_exactly_the_earlier_pixels(blocks, attention, conv_layers):
+    """conv_layers=0 keeps only the first (type-A) gated layer, before the first attention."""
     torch.manual_seed(0)
-    model = PixelSNAIL((1, 5, 4), 2, channels=4, blocks=blocks, heads=2, conv_layers=1,
-                       attention=attention)
+    model = PixelSNAIL((1, 5, 4), 2, channels=4, blocks=blocks, heads=2,
+                       conv_layers=conv_layers, attention=attention)
+    assert sum(len(c) for c in model.convs) == max(blocks * conv_layers, 1)
     for pixel in _all_pixels(5, 4):
         assert torch.equal(_seen(model, (0, *pixel)), earlier_pixels(5, 4, pixel)), pixel
 

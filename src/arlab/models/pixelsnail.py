@@ -102,7 +102,7 @@ class PixelSNAIL(ImageModel):
 
     ``blocks`` times: ``conv_layers`` gated causal layers (:class:`GatedPixelCNNLayer`, the very
     first of type A), then causal attention whose keys and values include the input at each
-    earlier position. The channels of a pixel share rank ``i*W + j``. A learned class bias
+    earlier position. ``conv_layers=0`` keeps only that first layer, then attention blocks. The channels of a pixel share rank ``i*W + j``. A learned class bias
     (``num_classes``) enters every gated layer.
 
     ``attention="full"``: over the whole raster sequence (:class:`CausalSelfAttention`, ``L^2``
@@ -117,22 +117,24 @@ class PixelSNAIL(ImageModel):
         super().__init__(data_shape, levels, head=head, num_mixtures=num_mixtures,
                          num_classes=num_classes)
         c, _, width = self.data_shape
-        if blocks < 1 or conv_layers < 1:
-            raise ValueError("PixelSNAIL needs blocks >= 1 and conv_layers >= 1.")
+        if blocks < 1 or conv_layers < 0:
+            raise ValueError("PixelSNAIL needs blocks >= 1 and conv_layers >= 0.")
         if attention not in ("full", "rows"):
             raise ValueError(f"attention must be 'full' or 'rows', got {attention!r}.")
+        # the first block always has the type-A layer: it hides each pixel from its own query
+        counts = [max(conv_layers, 1) if b == 0 else conv_layers for b in range(blocks)]
         self.embed = nn.Conv2d(c, channels, 1)
         self.convs = nn.ModuleList(
             nn.ModuleList(GatedPixelCNNLayer(channels, kernel_size, first=b == 0 and k == 0)
-                          for k in range(conv_layers))
-            for b in range(blocks))
+                          for k in range(count))
+            for b, count in enumerate(counts))
         self.attention = nn.ModuleList(
             _AttentionBlock(c, channels, heads) if attention == "full"
             else _RowAttentionBlock(c, channels, heads, width) for _ in range(blocks))
         self.out_hidden = nn.Conv2d(channels, channels, 1)
         self.out = nn.Conv2d(channels, c * self.head.num_params, 1)
         self.class_bias = (nn.ModuleList(nn.Embedding(num_classes, 2 * channels)
-                                         for _ in range(blocks * conv_layers))
+                                         for _ in range(sum(counts)))
                            if num_classes is not None else None)
 
     def order(self) -> Tensor:
