@@ -173,13 +173,18 @@ def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
     # exactly the scores of hw2's own end-to-end test; the cheats change nothing
     full = HW2._expected([])
     buggy = HW2._expected([c for b in HW2.COMBINED for c in HW2.BUGS[b]["fails"]])
-    expected = {"solution": full, "different": full, "buggy": buggy, "patcher": buggy,
+    expected = {"solution": full, "different": full, "buggy": buggy,
                 "hostile": dict.fromkeys(HW2.EXERCISES, 0.0),
                 "twofaced": {**full, "made_masks": 0.0}}
     for student, points in expected.items():
         got = {name: float(rows[student][name]) for name in HW2.EXERCISES}
         assert got == points, (student, got, results[student].reasons)
         assert float(rows[student]["total"]) == sum(points.values())
+    # the patched comparisons gain nothing; where they break the notebook run's own checks
+    # of a part the trusted check passes, the lower score stands
+    patcher = {name: float(rows["patcher"][name]) for name in HW2.EXERCISES}
+    assert all(patcher[name] <= buggy[name] for name in HW2.EXERCISES), (patcher, buggy)
+    assert rows["patcher"]["review"]
     assert list(rows["solution"])[-1] == "review"
     for student in ("solution", "different", "buggy"):
         assert rows[student]["review"] == "" and results[student].review == [], student
