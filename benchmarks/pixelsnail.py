@@ -18,6 +18,7 @@ CONFIGS = {
     "rows_2x1": dict(channels=32, blocks=2, heads=1, conv_layers=1, attention="rows"),
     "rows_1x1": dict(channels=32, blocks=1, heads=2, conv_layers=1, attention="rows"),
     "rows_2x1_c16": dict(channels=16, blocks=2, heads=1, conv_layers=1, attention="rows"),
+    "rows_3x0": dict(channels=32, blocks=3, heads=1, conv_layers=0, attention="rows"),
 }
 BASELINE = "full"
 # a subset of the 4,000-image MNIST split: the full-attention model takes minutes per epoch
