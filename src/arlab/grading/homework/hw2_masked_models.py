@@ -407,6 +407,7 @@ _MADE_EXACT = [  # d, hidden sizes, ordering, num_masks, seed, weight seed
     (4, [], None, 1, 0, 103),
     (4, [9], [3, 1, 0, 2], 2, 11, 104),
     (6, [2, 3, 2], [5, 3, 1, 0, 2, 4], 3, 13, 108),  # narrow layers: low > 0 happens
+    (5, [8, 6], None, 2, 0, 109),                    # every default but num_masks
 ]
 _MADE_CAUSAL = (6, [32, 32], [4, 1, 5, 0, 3, 2], 2, 5, 105)
 _MADE_LOGPROB = [(5, [16, 12], [2, 0, 4, 1, 3], 3, 7, 106), (4, [8], None, 1, 2, 107)]
@@ -602,8 +603,9 @@ def _probe_conv(ns, include: bool) -> dict[str, Tensor]:
         cin, cout, k, dil, length = case
         weight, bias, x = _conv_case(c, include, case)
         # the default dilation as the visible tests use it: not passed at all
-        extra = {} if dil == 1 else {"dilation": dil}
-        conv = cls(cin, cout, k, include_current=include, **extra)
+        extra = ({} if dil == 1 else {"dilation": dil}) | \
+            ({} if include else {"include_current": False})
+        conv = cls(cin, cout, k, **extra)
         what = f"CausalConv1d({cin}, {cout}, {k}, dilation={dil}, include_current={include})"
         hint = ("hold the parameters as self.weight [out_ch, in_ch, kernel_size] and self.bias "
                 "[out_ch], as nn.Conv1d does.")

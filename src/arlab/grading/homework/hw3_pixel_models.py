@@ -440,13 +440,14 @@ def _field_model(name: str) -> tuple[nn.Module, tuple[int, int, int], str]:
         with torch.no_grad():  # h is a sum of bounded gates: this keeps the final ReLU open
             model.layers[-1].h_out.bias.fill_(50.0)
         return model, (1, 7, 7), "a gated PixelCNN (7x7 image, kernel 3, 2 layers)"
-    if name == "conv":
+    if name in ("conv", "conv_wide"):
         with torch.random.fork_rng():
             model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(),
                                   nn.Conv2d(3, 1, 3, padding=1))
         _randomise(model, _gen(303))
-        return (model, (1, 7, 7),
-                "an ordinary (not causal) stack of two 3x3 convolutions on a 7x7 image")
+        h, w = (7, 7) if name == "conv" else (5, 8)
+        return (model, (1, h, w), "an ordinary (not causal) stack of two 3x3 convolutions on "
+                f"a {h}x{w} image")
     if name == "colour":
         with torch.random.fork_rng():
             model = PixelCNN((3, 6, 6), 4, channels=6, layers=1, kernel_size=3)
@@ -464,7 +465,7 @@ def _field_model(name: str) -> tuple[nn.Module, tuple[int, int, int], str]:
 _FIELD_CASES = {  # part -> [(model name, pixels)]
     "grey": [("pixelcnn", [(4, 4), (0, 0), (2, 7), (7, 7), (5, 0)]),
              ("gated", [(3, 3), (0, 4), (6, 6), (1, 0)]),
-             ("conv", [(3, 3), (0, 6)])],
+             ("conv", [(3, 3), (0, 6)]), ("conv_wide", [(1, 6), (4, 0)])],
     "channels": [("colour", [(3, 3), (0, 2), (5, 5)]),
                  ("later", [(2, 3), (5, 0)])],
 }
@@ -531,9 +532,9 @@ class FieldChannels(Part):
 # =============================================================================================
 
 _STACK_CHANNELS = 4
-_STACKS = [  # kernel_size, layers, H, W
+_STACKS = [  # kernel_size, layers, H, W (not all square: rows and columns must not swap)
     (3, 1, 7, 7), (3, 2, 8, 8), (3, 3, 9, 9), (5, 1, 7, 7), (5, 2, 9, 9), (3, 4, 5, 5),
-    (5, 2, 5, 5),
+    (5, 2, 5, 5), (3, 2, 5, 8), (3, 2, 8, 5),
 ]
 _COVERING = [(3, 4, 5, 5), (5, 2, 5, 5)]  # stacks whose reach spans the whole image
 
@@ -787,7 +788,7 @@ def _probe_attention(ns, include_self: bool) -> dict[str, Tensor]:
         dim, heads, length = case
         weights, x, gout = _attention_case(c, case, include_self)
         what = _attention_call(case, include_self)
-        layer = cls(dim, heads, include_self)
+        layer = cls(dim, heads) if include_self else cls(dim, heads, include_self=False)
         _load_attention(layer, weights, what)
         x = x.clone().requires_grad_(True)
         y = layer(x)
@@ -863,7 +864,7 @@ class AttentionCausal(Part):
     def probe(self, ns):
         cls, out = student(ns, "CausalSelfAttention"), {}
         for c, (dim, heads, length, include_self) in enumerate(_CAUSAL_ATTN):
-            layer = cls(dim, heads, include_self)
+            layer = cls(dim, heads) if include_self else cls(dim, heads, include_self=False)
             g = _gen(700 + c)
             _randomise(layer, g)
             what = _attention_call((dim, heads, length), include_self)
