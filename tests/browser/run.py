@@ -224,6 +224,8 @@ def report(rows: list[dict], out: Path, seconds: float) -> bool:
         lines += [f"- `{e}`" for e in console[:20]]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    failed = sum(bool(r["failures"]) for r in rows)
+    print(f"browser: {len(rows) - failed} passed, {failed} failed")  # the closing line CI reads
     return ok
 
 
