@@ -188,8 +188,15 @@ def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
     assert list(rows["solution"])[-1] == "review"
     for student in ("solution", "different", "buggy"):
         assert rows[student]["review"] == "" and results[student].review == [], student
-    assert results["hostile"].review and "trusted check 0" in rows["hostile"]["review"]
-    assert any("REVIEW" in line and line.startswith("graded hostile") for line in lines)
+    # flagged wherever its kernel was fooled; when the endless loop could not be stopped the
+    # kernel never reached the tests, and there is nothing to disagree about (on a busy
+    # machine the interrupt can land too late: either way the points are 0)
+    stopped = any("could not be stopped" in r or "did not stop" in r
+                  for r in results["hostile"].reasons)
+    if not stopped:
+        assert results["hostile"].review and "trusted check 0" in rows["hostile"]["review"]
+        assert any("REVIEW" in line and line.startswith("graded hostile") for line in lines)
+    assert results["patcher"].review  # the review path itself, whatever the loop did
     # right for the hidden probes, wrong where the visible tests look: the notebook run says
     # 0, the trusted check 2, and the cell earns the lower (it used to earn the higher)
     assert "the notebook run gave 0, the trusted check 2; scored 0" in rows["twofaced"]["review"]
