@@ -164,7 +164,7 @@ def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
 
     lines: list[str] = []
     results = {r.student: r for r in autograde(
-        course, HW, workers=2, wall_seconds=240, memory_mb=6144, cell_timeout=10,
+        course, HW, workers=2, wall_seconds=240, memory_mb=6144, cell_timeout=30,
         max_processes=100, report=lines.append)}
     export(course, HW, tmp_path / "grades.csv")
     with open(tmp_path / "grades.csv", newline="") as fh:
