@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.arlab-installed
 JOBS   ?= 2
 
-.PHONY: setup lab test test-browser walkthrough bench data clean help
+.PHONY: setup lab test test-browser walkthrough checkpoints site bench data clean help
 
 help:
 	@echo "make lab          open the course in JupyterLab (installs on first use)"
 	@echo "make test         run every test (ARLAB_BUDGET=smoke)"
 	@echo "make test-browser the widgets in JupyterLab in headless Chromium (build/browser/)"
-	@echo "make walkthrough  execute the notebooks and write HTML to build/walkthrough/"
+	@echo "make checkpoints  train every walkthrough model at the cpu budget into checkpoints/ (~25 min)"
+	@echo "make walkthrough  execute the notebooks in place (cpu budget, checkpoints) + HTML in build/walkthrough/"
+	@echo "make site         the course site (Jupyter Book) from the committed notebooks: build/site/"
 	@echo "make bench        run the benchmarks and rewrite benchmarks/RESULTS.md"
 	@echo "make mutation     measure the hidden tests by mutating every reference answer (~20 min)"
 
@@ -49,7 +51,17 @@ test-browser: setup
 	@$(TEST_ENV) $(BIN)/python tests/browser/run.py --out build/browser
 
 walkthrough: setup
-	@$(BIN)/python -m arlab.walkthrough --out build/walkthrough
+	@MPLBACKEND=Agg $(BIN)/python -m arlab.walkthrough --budget cpu --in-place --out build/walkthrough $(NOTEBOOKS)
+
+checkpoints: setup
+	@MPLBACKEND=Agg $(BIN)/python -m arlab.checkpoints $(NOTEBOOKS)
+
+# The notebooks as committed (never executed here), the homework introductions and the
+# instructor's guide; config and table of contents in site/.
+site: setup
+	@$(BIN)/python -c "import jupyter_book" 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet -e ".[site]"
+	@$(BIN)/python -m arlab.site --out build/site
 
 bench: setup
 	@$(BIN)/python -m benchmarks.run --budgets smoke,cpu

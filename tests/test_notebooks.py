@@ -1,12 +1,13 @@
 """The walkthrough runs: every notebook executes under ARLAB_BUDGET=smoke, ends with finite
-results better than the untrained models, displays its widgets, and is committed clean."""
+results better than the untrained models, displays its widgets, and is committed executed
+with outputs that belong to its code."""
 import json
 import math
 
 import nbformat
 import pytest
 
-from arlab.walkthrough import COLAB, notebooks
+from arlab.walkthrough import COLAB, code_hash, notebooks
 from test_walkthrough_integrity import answer_cells, cell_text_outputs, overlaps
 
 NOTEBOOKS = notebooks()
@@ -18,13 +19,40 @@ def test_there_are_eleven_notebooks_in_order():
     assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 12)]
 
 
+MAX_NOTEBOOK_BYTES = 4 * 2 ** 20
+MAX_TEXT_OUTPUT_CHARS = 20_000
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_committed_without_outputs(path):
+def test_committed_outputs_belong_to_the_committed_code(path):
+    """The notebooks are committed executed (``make walkthrough``: cpu budget, checkpoints);
+    an edited code cell without re-execution fails here."""
     nb = nbformat.read(path, as_version=4)
+    stamp = nb.metadata.get("arlab", {})
+    assert stamp.get("code_sha256") == code_hash(nb), (
+        f"{path.name}: its outputs were computed from other code; run "
+        f"`make walkthrough NOTEBOOKS=notebooks/{path.name}` and commit the result")
+    assert stamp.get("budget") == "cpu", f"{path.name} was executed at {stamp.get('budget')!r}"
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: not run top to bottom once"
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, (
-                f"{path.name} cell {i} has outputs; clear them before committing")
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", f"{path.name} cell {i} shows an error"
+            text = out.get("text", "") + out.get("data", {}).get("text/plain", "")
+            assert len(text) <= MAX_TEXT_OUTPUT_CHARS, f"{path.name} cell {i} prints {len(text)} chars"
+    assert path.stat().st_size <= MAX_NOTEBOOK_BYTES, f"{path.name} is {path.stat().st_size} bytes"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_figure_cell_shows_its_figure(path):
+    """Where the committed page is read, each plot is there: a cell that draws shows a PNG."""
+    nb = nbformat.read(path, as_version=4)
+    draws = ("fig", "sample_grid(", "training_curves(", ".plot(", "plt.show()", ".show()")
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not any(d in cell.source.split("\n")[-1] for d in draws):
+            continue
+        mimes = {m for o in cell.outputs for m in o.get("data", {})}
+        assert "image/png" in mimes, f"{path.name} cell {i} ends drawing but shows no picture"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -31,10 +31,14 @@ _REFERENCE = {
 
 
 def __getattr__(name: str):
+    if name == "train_yourself":   # lazily, so that `python -m arlab.checkpoints` runs cleanly
+        from arlab.checkpoints import train_yourself
+
+        return train_yourself
     if name in _REFERENCE:
         return getattr(importlib.import_module(_REFERENCE[name]), name)
     raise AttributeError(f"module 'arlab' has no attribute {name!r}")
 
 
-__all__ = ["budget", "by_budget", "device", "bits_per_dim", "nats_per_dim", "nats_to_bits",
+__all__ = ["budget", "by_budget", "device", "train_yourself", "bits_per_dim", "nats_per_dim", "nats_to_bits",
            *_REFERENCE]

@@ -133,7 +133,8 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
         max_steps: int | None = None, clip_grad: float | None = 1.0, conditional: bool = False,
         transform: Callable[[Tensor], Tensor] | None = None, device=None, seed: int = 0,
         bf16: bool = True, progress: bool = True, eval_batch_size: int = 256,
-        optimizer: torch.optim.Optimizer | None = None) -> History:
+        optimizer: torch.optim.Optimizer | None = None, checkpoint: str | None = None,
+        train_yourself: bool | None = None) -> History:
     """Train ``model`` by minimising ``model.loss(x, cond)`` with Adam.
 
     Args:
@@ -144,6 +145,12 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
         device: default: cuda, then mps, then cpu.
         bf16: bfloat16 autocast for the training steps where the device computes it natively
             (:func:`arlab.compute.native_bf16`); evaluation always runs in full precision.
+        checkpoint: the name of this run's shipped trained weights (``"07_pixelcnn/mnist"``,
+            see :mod:`arlab.checkpoints`): unless ``train_yourself``, they are loaded and
+            checked against their recorded test nats/dim instead of training, and the recorded
+            History is returned. Without a checkpoint for this budget and model, it trains.
+        train_yourself: train even when there is a checkpoint; default
+            :func:`arlab.checkpoints.train_yourself` (True on a GPU).
     Returns:
         A :class:`History` (test loss measured before training and after every epoch).
         The model is left in eval mode (``model.training`` is False), ready to sample or
@@ -152,6 +159,18 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
     """
     device = torch.device(device) if device else best_device()
     torch.manual_seed(seed)
+    if checkpoint is not None:
+        from arlab import checkpoints
+
+        if test is None:
+            raise ValueError("fit(checkpoint=...) needs the test data to check the weights on.")
+        if train_yourself is None:
+            train_yourself = checkpoints.train_yourself()
+        if not train_yourself and checkpoints.mode() != "write":
+            loaded = checkpoints.try_load(checkpoint, model, test, device=device,
+                                          conditional=conditional, eval_batch_size=eval_batch_size)
+            if loaded is not None:
+                return loaded
     g = torch.Generator().manual_seed(seed)
     model.to(device)
     x, labels = _split_data(train)
@@ -206,4 +225,10 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
         bar.close()
         model.eval()   # fit returns (or raises) with the model in eval mode
     hist.seconds = time.perf_counter() - start
+    if checkpoint is not None and checkpoints.mode() == "write":
+        settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                        max_steps=max_steps, clip_grad=clip_grad, conditional=conditional,
+                        seed=seed, eval_batch_size=eval_batch_size,
+                        bf16=bool(autocast), device=device.type)
+        print(f"saved {checkpoints.save(checkpoint, model, hist, test, settings)}")
     return hist

@@ -1,13 +1,17 @@
 """Execute the walkthrough notebooks and write them as HTML pages.
 
-    python -m arlab.walkthrough --out build/walkthrough [--budget cpu] [NOTEBOOK ...]
+    python -m arlab.walkthrough --out build/walkthrough [--budget cpu] [--in-place] [NOTEBOOK ...]
 
 Each notebook runs in its own folder with the current budget (``ARLAB_BUDGET``); the time each
-took is written to ``timings.json`` beside the pages.
+took is written to ``timings.json`` beside the pages. ``--in-place`` (``make walkthrough``)
+also writes each executed notebook back over its source, with the shipped checkpoints loaded,
+and records the hash of its code cells (:func:`code_hash`) so that a test can tell when the
+committed outputs no longer belong to the committed code.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -33,6 +37,12 @@ def notebooks() -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def code_hash(nb) -> str:
+    """sha256 of a notebook's code cells, in order: what its outputs were computed from."""
+    sources = [cell.source for cell in nb.cells if cell.cell_type == "code"]
+    return hashlib.sha256(json.dumps(sources).encode()).hexdigest()
+
+
 def execute(path: Path, budget: str | None = None, timeout: int = 1800):
     """Run the notebook at ``path`` in a fresh kernel; returns the executed notebook."""
     import nbformat
@@ -43,7 +53,7 @@ def execute(path: Path, budget: str | None = None, timeout: int = 1800):
     if budget:
         os.environ["ARLAB_BUDGET"] = budget
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         if budget:
@@ -54,6 +64,15 @@ def execute(path: Path, budget: str | None = None, timeout: int = 1800):
     return nb
 
 
+def write_executed(nb, path: Path, budget: str) -> None:
+    """Save an executed notebook over its source, stamped with its code hash and budget."""
+    import nbformat
+
+    nb.metadata.pop("widgets", None)   # live widget state: the static twins show the pictures
+    nb.metadata["arlab"] = {"budget": budget, "code_sha256": code_hash(nb)}
+    nbformat.write(nb, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     from nbconvert import HTMLExporter
 
@@ -61,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: all of notebooks/")
     parser.add_argument("--out", type=Path, default=Path("build/walkthrough"))
     parser.add_argument("--budget", choices=["smoke", "cpu", "gpu"], default=None)
+    parser.add_argument("--in-place", action="store_true",
+                        help="write each executed notebook over its source (checkpoints strict)")
     args = parser.parse_args(argv)
+    if args.in_place:
+        os.environ["ARLAB_CHECKPOINTS"] = "strict"
     static = _static_pages()
     args.out.mkdir(parents=True, exist_ok=True)
     timings_path = args.out / "timings.json"
@@ -73,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         nb = execute(path.resolve(), args.budget)
         seconds = time.perf_counter() - start
+        if args.in_place:
+            write_executed(nb, path, used)
         html, _ = HTMLExporter(config=static).from_notebook_node(nb)
         (args.out / f"{path.stem}.html").write_text(html)
         timings.setdefault(used, {})[path.stem] = round(seconds, 1)

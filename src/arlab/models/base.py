@@ -88,7 +88,15 @@ class ARModel(nn.Module):
         levels: number of values per position (2 for binary data).
         head: output head; a :class:`CategoricalHead` over ``levels`` when omitted.
         num_classes: number of class labels accepted as ``cond`` (None: unconditional).
+
+    Every model records the arguments it was built with (``init_args``), so that a saved
+    checkpoint can build it again (:mod:`arlab.checkpoints`).
     """
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        object.__setattr__(self, "init_args", (args, dict(kwargs)))
+        return self
 
     def __init__(self, data_shape: tuple[int, ...], levels: int, head: nn.Module | None = None,
                  num_classes: int | None = None):
