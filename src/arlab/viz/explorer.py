@@ -9,7 +9,7 @@ from torch import Tensor
 import ipywidgets as widgets
 from arlab.viz.fields import draw_receptive_map, pixel_receptive_map
 from arlab.viz.plots import new_figure
-from arlab.viz.widgets import _WIDE, FigureWidget
+from arlab.viz.widgets import LABEL_STYLE, FigureWidget
 
 EXPLORER_MODELS = {"pixelcnn": "PixelCNN", "pixelcnn_skip": "PixelCNN with skip connections",
                    "gated_pixelcnn": "GatedPixelCNN", "pixelsnail": "PixelSNAIL"}
@@ -103,17 +103,17 @@ class ReceptiveFieldExplorer(FigureWidget):
         self._cache = _MapCache(self.image_size, self.seed)
         row, col = pixel if pixel is not None else (image_size // 2, image_size // 2)
         self.model = widgets.Dropdown(options=[(v, k) for k, v in EXPLORER_MODELS.items()],
-                                      value=model, description="model", style=_WIDE)
+                                      value=model, description="model", style=LABEL_STYLE)
         self.layers = widgets.IntSlider(value=layers, min=1, max=8, description="layers",
-                                        style=_WIDE)
+                                        style=LABEL_STYLE)
         self.kernel_size = widgets.IntSlider(value=kernel_size, min=3, max=9, step=2,
-                                             description="kernel size", style=_WIDE)
+                                             description="kernel size", style=LABEL_STYLE)
         self.row = widgets.IntSlider(value=row, min=0, max=image_size - 1, description="row",
-                                     style=_WIDE)
+                                     style=LABEL_STYLE)
         self.col = widgets.IntSlider(value=col, min=0, max=image_size - 1,
-                                     description="column", style=_WIDE)
+                                     description="column", style=LABEL_STYLE)
         self.mode = widgets.ToggleButtons(options=[(v, k) for k, v in MODES.items()],
-                                          value=mode, description="show", style=_WIDE)
+                                          value=mode, description="show", style=LABEL_STYLE)
         self.side_by_side = widgets.Checkbox(value=side_by_side,
                                              description="all four models side by side")
         self._setup([self.model, self.layers, self.kernel_size, self.row, self.col, self.mode,

@@ -13,7 +13,7 @@ from torch import Tensor
 import ipywidgets as widgets
 from arlab.receptive import dilated_stack_tree
 from arlab.viz.plots import new_figure
-from arlab.viz.widgets import _WIDE, FigureWidget
+from arlab.viz.widgets import LABEL_STYLE, FigureWidget
 
 _FAINT, _HOT, _UNIT = "#c8c8c8", "#d62728", "#5b8fc7"
 
@@ -141,15 +141,15 @@ class MADEWidget(FigureWidget):
     def __init__(self, d: int = 6, hidden: str = "8,8", ordering: str = "raster",
                  seed: int = 0, output: int | None = None):
         self.d = widgets.IntSlider(value=d, min=2, max=12, description="D (inputs)",
-                                   style=_WIDE)
-        self.hidden = widgets.Text(value=hidden, description="hidden sizes", style=_WIDE,
+                                   style=LABEL_STYLE)
+        self.hidden = widgets.Text(value=hidden, description="hidden sizes", style=LABEL_STYLE,
                                    continuous_update=False)
         self.ordering = widgets.Dropdown(options=list(_made_orderings()), value=ordering,
-                                         description="ordering", style=_WIDE)
+                                         description="ordering", style=LABEL_STYLE)
         self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="seed",
-                                           style=_WIDE, layout=widgets.Layout(width="130px"))
+                                           style=LABEL_STYLE, layout=widgets.Layout(width="130px"))
         self.output_unit = widgets.Dropdown(options=list(range(d)), description="output",
-                                            style=_WIDE)
+                                            style=LABEL_STYLE)
         self._networks: dict[tuple, tuple[Tensor, list[Tensor], list[Tensor]]] = {}
         self._setup([self.d, self.hidden, self.ordering, self.seed, self.output_unit])
         with self._hold():
@@ -258,14 +258,14 @@ class WaveNetWidget(FigureWidget):
                  position: int | None = None, length: int = 40):
         self.length = int(length)
         self.layers = widgets.IntSlider(value=layers, min=1, max=6, description="layers",
-                                        style=_WIDE)
+                                        style=LABEL_STYLE)
         self.pattern = widgets.Dropdown(options=list(DILATION_PATTERNS), value=pattern,
-                                        description="dilations", style=_WIDE)
+                                        description="dilations", style=LABEL_STYLE)
         self.kernel_size = widgets.IntSlider(value=kernel_size, min=2, max=4,
-                                             description="kernel size", style=_WIDE)
+                                             description="kernel size", style=LABEL_STYLE)
         self.position = widgets.IntSlider(value=self.length - 1 if position is None else position,
                                           min=0, max=self.length - 1,
-                                          description="output position t", style=_WIDE)
+                                          description="output position t", style=LABEL_STYLE)
         self._setup([self.layers, self.pattern, self.kernel_size, self.position])
 
     def dilations(self) -> list[int]:

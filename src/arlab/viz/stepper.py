@@ -13,7 +13,7 @@ from torch import Tensor
 import ipywidgets as widgets
 from arlab.models.base import image_layout
 from arlab.viz.plots import new_figure
-from arlab.viz.widgets import _WIDE, FigureWidget
+from arlab.viz.widgets import LABEL_STYLE, FigureWidget
 
 _PENDING = np.array([0.80, 0.88, 1.0])  # pale blue: not drawn yet
 
@@ -142,9 +142,9 @@ class SamplingStepper(FigureWidget):
         self.trajectory = SampleTrajectory(model, seed, cond)
         last = self.trajectory.num_steps
         self.step = widgets.IntSlider(value=step, min=0, max=last, description="step",
-                                      style=_WIDE)
+                                      style=LABEL_STYLE)
         self.seed = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1,
-                                           description="seed", style=_WIDE,
+                                           description="seed", style=LABEL_STYLE,
                                            layout=widgets.Layout(width="150px"))
         self.back = widgets.Button(description="< back")
         self.forward = widgets.Button(description="next >")

@@ -24,7 +24,8 @@ from torch import Tensor
 import ipywidgets as widgets
 from arlab.viz.plots import new_figure
 
-_WIDE = {"description_width": "initial"}
+# every widget control: the label takes the width it needs, so long descriptions are not cut
+LABEL_STYLE = {"description_width": "initial"}
 
 
 def png_base64(fig: Figure) -> str:
@@ -210,7 +211,7 @@ class InverseCDFWidget(FigureWidget):
         self.probs = _check_probs(probs)
         self.u = widgets.FloatSlider(value=u, min=0.0, max=0.999, step=0.001,
                                      readout_format=".3f", description="u ~ U[0, 1)",
-                                     style=_WIDE, continuous_update=True)
+                                     style=LABEL_STYLE, continuous_update=True)
         self._setup([self.u])
 
     def current_level(self) -> int:
@@ -303,11 +304,11 @@ class HistogramBinsWidget(FigureWidget):
             if x.numel() and (x.min() < 0 or x.max() >= d):
                 raise ValueError(f"{name} holds levels outside 0..{d - 1}.")
         self.bins = widgets.IntSlider(value=bins or min(d, 10), min=1, max=d,
-                                      description="bins", style=_WIDE,
+                                      description="bins", style=LABEL_STYLE,
                                       layout=widgets.Layout(width="380px"))
         # Wide enough that the track beside its long label is easy to hit.
         self.alpha = widgets.FloatSlider(value=alpha, min=0.0, max=5.0, step=0.1,
-                                         description="alpha (pseudo-count)", style=_WIDE,
+                                         description="alpha (pseudo-count)", style=LABEL_STYLE,
                                          layout=widgets.Layout(width="460px"))
         self._curves: dict[float, tuple[list[int], list[float], list[float]]] = {}
         self._setup([self.bins, self.alpha])
