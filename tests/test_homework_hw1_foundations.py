@@ -20,6 +20,7 @@ from arlab.grading.homework import hw1_foundations as hw
 from arlab.grading.imports import refusals
 import arlab.grading.parts as parts
 from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe
+from arlab.grading.probes import randomise
 from arlab.models.logistic import dlogistic_mixture_log_prob
 from homework_e2e import check_end_to_end, code, expected_points, load, solution_answers
 
@@ -229,7 +230,7 @@ def test_extreme_logistic_cases_reach_the_tails():
 
 def test_reference_two_variable_model_is_normalised_and_its_x2_reads_x1():
     model = hw.TwoVariableModel(5, 8)
-    hw._randomise(model, torch.Generator().manual_seed(0))
+    randomise(model, torch.Generator().manual_seed(0), gain=2.0)
     check_normalised(model.log_prob, (2,), 5)
     table = model.log_prob(all_configs((2,), 5)).detach()
     _, cond = hw._pair_table(table, 5)

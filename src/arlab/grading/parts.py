@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from arlab.grading.checks import GradingError
+from arlab.grading.references import REFERENCES
 
 _ARLAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../arlab
 PARTS: dict[str, "Part"] = {}  # test cell grade id -> part
-REFERENCES: dict[str, Any] = {}  # exercise name -> reference object in the homework's signature
 
 
 class Part:
@@ -98,9 +98,7 @@ def student(ns: Mapping[str, Any], name: str):
 
 def reference(name: str):
     """The reference implementation of exercise ``name``, in the homework's signature
-    (registered by the assignment modules in ``arlab.grading.homework``)."""
-    if name not in REFERENCES:
-        import arlab.grading.homework  # noqa: F401  (registers every reference)
+    (:data:`arlab.grading.references.REFERENCES`)."""
     return REFERENCES[name]
 
 
@@ -157,8 +155,6 @@ def _library_twin(name: str):
 def forbidden_codes(exercise: str, uses: tuple[str, ...] = ()) -> set[types.CodeType]:
     """The code of ``exercise``'s reference (the homework-face one and the library's), less
     the code of the references its part legitimately runs (``uses``)."""
-    import arlab.grading.homework  # noqa: F401  (registers every reference)
-
     def code_of(name: str) -> set[types.CodeType]:
         return _codes(REFERENCES.get(name)) | _codes(_library_twin(name))
 

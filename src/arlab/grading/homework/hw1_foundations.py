@@ -28,89 +28,17 @@ from torch import Tensor, nn
 
 from arlab.data import smiley_2d
 from arlab.grading.checks import all_configs, check_close, check_shape, fail
-from arlab.grading.parts import REFERENCES, Part, delegate, student
+from arlab.grading.parts import Part, delegate, student
+from arlab.grading.probes import from_np, gen, randomise, returned
+from arlab.grading.references import CoordinateRNN, TwoVariableModel, train_two_variable
 from arlab.models.histogram import histogram_probs, inverse_cdf_sample
 from arlab.models.logistic import dlogistic_mixture_log_prob
-from arlab.models.rnn import PixelRNN
-from arlab.models.two_variable import TwoVariable
 from arlab.receptive import Dependence, dependence
 from arlab.units import bits_per_dim
 
 # =============================================================================================
-# References in the homework's signatures
-# =============================================================================================
-
-
-class TwoVariableModel(TwoVariable):
-    """The homework's two-variable model: ``p(x1)`` from a logits vector, ``p(x2 | x1)`` from
-    an MLP (one hidden layer of ``hidden`` units) on the one-hot of ``x1``; ``log_prob(x)``
-    for pairs ``x [N, 2]`` of levels 0..d-1 gives nats ``[N]``."""
-
-    def __init__(self, d: int, hidden: int):
-        super().__init__((2,), levels=d, hidden=hidden)
-
-
-class CoordinateRNN(nn.Module):
-    """The homework's raster-scan LSTM on binary images ``[N, 1, H, W]``: step t is fed the
-    previous pixel (a start value before the first) and, with ``append_coords``, the
-    (row/(H-1), column/(W-1)) of the pixel it predicts. ``forward(x)`` gives the Bernoulli
-    logit of every pixel ``[N, 1, H, W]``; ``log_prob(x)`` nats per image ``[N]``."""
-
-    def __init__(self, hidden: int, append_coords: bool, height: int, width: int):
-        super().__init__()
-        self.rnn = PixelRNN((1, height, width), 2, hidden=hidden, append_coords=append_coords)
-
-    def forward(self, x: Tensor) -> Tensor:
-        two = self.rnn(x)                                  # [N, 2, 1, H, W]: levels 0 and 1
-        return two[:, 1] - two[:, 0]                       # logit of p(x = 1 | earlier pixels)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        return self.rnn.log_prob(x)
-
-
-def train_two_variable(train: Tensor, test: Tensor, d: int) -> TwoVariableModel:
-    """Fit a :class:`TwoVariableModel` (hidden 32) to the pairs ``train [N, 2]`` by full-batch
-    Adam on the NLL (100 steps, about a second on a CPU). ``test`` is not used for fitting.
-    Returns the model in eval mode."""
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = TwoVariableModel(d, 32)
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    for _ in range(100):
-        loss = -model.log_prob(train).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
-REFERENCES.update({
-    "histogram_probs": histogram_probs,
-    "inverse_cdf_sample": inverse_cdf_sample,
-    "dlogistic_mixture_log_prob": dlogistic_mixture_log_prob,
-    "bits_per_dim": bits_per_dim,
-    "TwoVariableModel": TwoVariableModel,
-    "CoordinateRNN": CoordinateRNN,
-    "train_two_variable": train_two_variable,
-})
-
-# =============================================================================================
 # Helpers shared by the parts
 # =============================================================================================
-
-
-def _t(array: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.array(array))     # a copy; keeps 0-dim arrays 0-dim
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _tensor(value, what: str) -> Tensor:
-    if not isinstance(value, Tensor):
-        fail(f"{what} should return a torch.Tensor, got {type(value).__name__}.")
-    return value
 
 
 def _number(value, what: str) -> float:
@@ -127,25 +55,11 @@ def _integer_levels(t: Tensor, what: str) -> None:
         fail(f"{what} has dtype {t.dtype}; return a LongTensor of levels (e.g. with .long()).")
 
 
-def _randomise(module: nn.Module, g: torch.Generator, gain: float = 2.0) -> None:
-    """Seeded random values of a large scale for every floating parameter, so that a model's
-    outputs depend visibly on its inputs whatever its own initialisation (zeros included).
-    Matrices get std ``gain / sqrt(fan in)``, vectors std ``gain / 2``."""
-    params = [p for p in module.parameters() if p.is_floating_point()]
-    if not params:
-        fail(f"{type(module).__name__} has no parameters: hold its weights in nn.Parameter / "
-             "nn.Linear / nn.LSTM attributes of the module, so that training can update them.")
-    with torch.no_grad():
-        for p in params:
-            std = gain / math.sqrt(p[0].numel()) if p.dim() >= 2 else gain / 2
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * std)
-
-
 def _log_prob(model: nn.Module, x: Tensor, n: int, what: str) -> Tensor:
     """``model.log_prob(x)`` checked to be a tensor of shape ``[n]``, as float64."""
     if not callable(getattr(model, "log_prob", None)):
         fail(f"{what} has no method log_prob(x); the contract asks for one.")
-    lp = _tensor(model.log_prob(x), f"{what}.log_prob(x)")
+    lp = returned(model.log_prob(x), f"{what}.log_prob(x)")
     check_shape(lp, (n,), f"{what}.log_prob(x) for x of shape {tuple(x.shape)} (one "
                 "log-probability per example)")
     return lp.detach().double()
@@ -191,7 +105,7 @@ _HIST_CASES = {  # smoothing? -> [(d, number of samples, highest level drawn + 1
 
 
 def _hist_samples(n: int, top: int, seed: int) -> Tensor:
-    return torch.randint(0, top, (n,), generator=_gen(seed))
+    return torch.randint(0, top, (n,), generator=gen(seed))
 
 
 def _hist_call(d: int, n: int, alpha) -> str:
@@ -204,7 +118,7 @@ def _probe_hist(ns, smooth: bool) -> dict[str, Tensor]:
     for c, (d, n, top, alpha, seed) in enumerate(_HIST_CASES[smooth]):
         samples = _hist_samples(n, top, seed)
         probs = fn(samples.clone(), d) if alpha is None else fn(samples.clone(), d, alpha)
-        out[f"p_{c}"] = _tensor(probs, _hist_call(d, n, alpha))
+        out[f"p_{c}"] = returned(probs, _hist_call(d, n, alpha))
     return out
 
 
@@ -213,7 +127,7 @@ def _judge_hist(out, smooth: bool) -> None:
         samples = _hist_samples(n, top, seed)
         want = histogram_probs(samples, d, alpha or 0.0).double()
         what = _hist_call(d, n, alpha)
-        got = _t(out[f"p_{c}"])
+        got = from_np(out[f"p_{c}"])
         check_shape(got, (d,), f"{what} (one probability per level, unseen levels included)")
         if smooth:
             hint = (f"with pseudo-counts every level gets (count + alpha) / (N + alpha * d): "
@@ -250,7 +164,7 @@ _BATCH_SHAPES = [((), 6, torch.float32, 21), ((7,), 4, torch.float32, 22),
 
 def _random_case(c: int):
     lead, d, dtype, seed = _BATCH_SHAPES[c]
-    g = _gen(seed)
+    g = gen(seed)
     probs = torch.softmax(torch.randn(*lead, d, generator=g, dtype=torch.float64) * 1.5, -1)
     u = torch.rand(lead, generator=g, dtype=torch.float64)
     return probs.to(dtype), u.to(dtype)
@@ -273,7 +187,7 @@ def _probe_icdf_random(ns) -> dict[str, Tensor]:
     fn, out = student(ns, "inverse_cdf_sample"), {}
     for c, (lead, d, dtype, _) in enumerate(_BATCH_SHAPES):
         probs, u = _random_case(c)
-        k = _tensor(fn(probs.clone(), u.clone()),
+        k = returned(fn(probs.clone(), u.clone()),
                     f"inverse_cdf_sample(probs {list(probs.shape)}, u {list(u.shape)})")
         out[f"k_{c}"] = k
     return out
@@ -298,7 +212,7 @@ def _judge_icdf_scalars(out, cases, hint: str) -> None:
     for c, (probs, us) in enumerate(cases):
         want = inverse_cdf_sample(torch.tensor(probs, dtype=torch.float32),
                                   torch.tensor(us, dtype=torch.float32))
-        got = _t(out[f"k_{c}"])
+        got = from_np(out[f"k_{c}"])
         check_shape(got, (len(us),), "the levels drawn")
         cdf = torch.tensor(probs, dtype=torch.float64).cumsum(0).tolist()
         for k, e, u in zip(got.tolist(), want.tolist(), us):
@@ -319,7 +233,7 @@ class InverseCdfRandom(Part):
         for c, (lead, d, dtype, _) in enumerate(_BATCH_SHAPES):
             probs, u = _random_case(c)
             want = inverse_cdf_sample(probs, u)
-            got = _t(out[f"k_{c}"])
+            got = from_np(out[f"k_{c}"])
             what = f"inverse_cdf_sample(probs {list(probs.shape)}, u {list(u.shape)})"
             check_shape(got, tuple(lead), f"{what} (one level per u: the leading dims of probs)")
             _integer_levels(got, what)
@@ -370,7 +284,7 @@ _EDGE_SETS = [(2, 1, 41), (5, 2, 42), (9, 3, 43), (4, 2, 44), (7, 1, 45)]
 
 def _moderate_params(d: int, m: int, seed: int, spread: float) -> tuple[Tensor, ...]:
     """Float32 mixture parameters: means over [-spread, d-1+spread], scales 0.7..4.5."""
-    g = _gen(seed)
+    g = gen(seed)
     logits = torch.randn(m, generator=g)
     means = torch.rand(m, generator=g) * (d - 1 + 2 * spread) - spread
     log_scales = torch.rand(m, generator=g) * 1.85 - 0.35
@@ -378,7 +292,7 @@ def _moderate_params(d: int, m: int, seed: int, spread: float) -> tuple[Tensor, 
 
 
 def _interior_x(d: int, seed: int) -> Tensor:
-    return torch.randint(1, d - 1, (30,), generator=_gen(seed + 500))
+    return torch.randint(1, d - 1, (30,), generator=gen(seed + 500))
 
 
 def _f32(values) -> Tensor:
@@ -411,7 +325,7 @@ def _reference_lp(x: Tensor, params: Sequence[Tensor], d: int) -> Tensor:
 
 def _run_logistic(fn, x: Tensor, params: Sequence[Tensor], d: int) -> Tensor:
     m = params[0].numel()
-    lp = _tensor(fn(x.clone(), *(p.clone() for p in params), d), _logistic_call(d, m))
+    lp = returned(fn(x.clone(), *(p.clone() for p in params), d), _logistic_call(d, m))
     check_shape(lp, (x.numel(),), f"{_logistic_call(d, m)} for x of shape {tuple(x.shape)}")
     return lp
 
@@ -431,7 +345,7 @@ class LogisticInterior(Part):
     def judge(self, out):
         for c, (d, m, seed) in enumerate(_MODERATE):
             x, params = _interior_x(d, seed), _moderate_params(d, m, seed, 0.0)
-            check_close(_t(out[f"lp_{c}"]).double(), _reference_lp(x, params, d),
+            check_close(from_np(out[f"lp_{c}"]).double(), _reference_lp(x, params, d),
                         f"{_logistic_call(d, m)} on interior levels 1..{d - 2}",
                         atol=1e-4, rtol=1e-4,
                         hint="bin k covers [k - 0.5, k + 0.5]: its mass under one logistic is "
@@ -456,7 +370,7 @@ class LogisticEdges(Part):
         for c, (d, m, seed) in enumerate(_EDGE_SETS):
             params = _moderate_params(d, m, seed, 2.0)
             want = _reference_lp(torch.arange(d), params, d)
-            got = _t(out[f"lp_{c}"]).double()
+            got = from_np(out[f"lp_{c}"]).double()
             what = f"{_logistic_call(d, m)} on x = 0..{d - 1}"
             check_shape(got, (d,), what)
             hint = ("bin 0 extends to -inf (its mass is sigmoid((0.5 - mean) / s)) and bin d-1 "
@@ -490,7 +404,7 @@ class LogisticExtremes(Part):
         for c, (d, logits, means, log_scales) in enumerate(_EXTREMES):
             params = (_f32(logits), _f32(means), _f32(log_scales))
             want = _reference_lp(torch.arange(d), params, d)
-            got = _t(out[f"lp_{c}"]).double()
+            got = from_np(out[f"lp_{c}"]).double()
             what = (f"dlogistic_mixture_log_prob(x = 0..{d - 1}, logits={logits}, means={means}, "
                     f"log_scales={log_scales}, d={d})")
             check_shape(got, (d,), what)
@@ -517,7 +431,7 @@ _BITS_CASES = [(5, 784, 51), (1, 1, 52), (64, 3072, 53), (10, 2, 54)]  # N, num_
 
 
 def _nll_case(n: int, seed: int) -> Tensor:
-    return torch.rand(n, generator=_gen(seed)) * 500 + 1
+    return torch.rand(n, generator=gen(seed)) * 500 + 1
 
 
 class BitsPerDim(Part):
@@ -533,7 +447,7 @@ class BitsPerDim(Part):
         return {"values": torch.tensor(values, dtype=torch.float64)}
 
     def judge(self, out):
-        got = _t(out["values"])
+        got = from_np(out["values"])
         check_shape(got, (len(_BITS_CASES),), "the values of bits_per_dim")
         for value, (n, dims, seed) in zip(got.tolist(), _BITS_CASES):
             nll = _nll_case(n, seed)
@@ -559,7 +473,7 @@ _ROWS_DIFFER = 1e-3          # total variation of two rows of p(x2 | x1), random
 
 def _fit_target() -> tuple[Tensor, Tensor]:
     """The joint the grader fits: p(x1) ``[d]`` and p(x2 | x1) ``[d, d]`` (float64)."""
-    d, g = _FIT["d"], _gen(_FIT["seed"])
+    d, g = _FIT["d"], gen(_FIT["seed"])
     p1 = torch.softmax(torch.randn(d, generator=g, dtype=torch.float64) * 1.2, 0)
     cond = torch.softmax(torch.randn(d, d, generator=g, dtype=torch.float64) * 2.0, 1)
     return p1, cond
@@ -586,7 +500,7 @@ def _probe_tv_random(ns) -> dict[str, Tensor]:
     out = {}
     for c, (d, hidden, seed) in enumerate(_TV_CASES):
         model = _new_two_variable(ns, d, hidden)
-        _randomise(model, _gen(seed))
+        randomise(model, gen(seed), gain=2.0)
         pairs = all_configs((2,), d)
         what = f"TwoVariableModel({d}, {hidden})"
         with torch.no_grad():
@@ -611,7 +525,7 @@ def _probe_tv_fit(ns) -> dict[str, Tensor]:
     what = f"TwoVariableModel({d}, {hidden})"
     for _ in range(_FIT["steps"]):
         lp = model.log_prob(pairs)
-        check_shape(_tensor(lp, f"{what}.log_prob(x)"), (d * d,), f"{what}.log_prob(x)")
+        check_shape(returned(lp, f"{what}.log_prob(x)"), (d * d,), f"{what}.log_prob(x)")
         loss = -(weights.to(lp.dtype) * lp).sum()
         opt.zero_grad()
         loss.backward()
@@ -621,7 +535,7 @@ def _probe_tv_fit(ns) -> dict[str, Tensor]:
 
 
 def _fitted(out) -> tuple[Tensor, Tensor]:
-    lp = _t(out["lp"]).double()
+    lp = from_np(out["lp"]).double()
     d = _FIT["d"]
     check_shape(lp, (d * d,), "the log-probabilities of all pairs after fitting")
     fit = (f"the grader's fit (Adam, lr {_FIT['lr']}, {_FIT['steps']} steps on the NLL of a "
@@ -648,9 +562,9 @@ class TwoVariableNormalised(Part):
     def judge(self, out):
         for c, (d, hidden, _) in enumerate(_TV_CASES):
             what = f"TwoVariableModel({d}, {hidden}) with random weights"
-            lp = _t(out[f"lp_{c}"]).double()
+            lp = from_np(out[f"lp_{c}"]).double()
             _judge_normalised(lp, d * d, f"{what}, over all {d}x{d} pairs")
-            _judge_batch_free(lp, _t(out[f"rev_{c}"]).double(), what)
+            _judge_batch_free(lp, from_np(out[f"rev_{c}"]).double(), what)
 
 
 class TwoVariableConditional(Part):
@@ -663,7 +577,7 @@ class TwoVariableConditional(Part):
 
     def judge(self, out):
         for c, (d, hidden, _) in enumerate(_TV_CASES):
-            lp = _t(out[f"lp_{c}"]).double()
+            lp = from_np(out[f"lp_{c}"]).double()
             check_shape(lp, (d * d,), "the log-probabilities of all pairs")
             if not torch.isfinite(lp).all():
                 fail(f"TwoVariableModel({d}, {hidden}) gives a non-finite log_prob for some "
@@ -727,7 +641,7 @@ def _new_rnn(ns, append: bool, h: int, w: int, seed: int) -> nn.Module:
     if not isinstance(model, nn.Module):
         fail(f"CoordinateRNN({_RNN_HIDDEN}, {append}, {h}, {w}) should be an nn.Module, got "
              f"{type(model).__name__}.")
-    _randomise(model, _gen(seed), gain=1.5)
+    randomise(model, gen(seed), gain=1.5)
     return model.eval()
 
 
@@ -736,7 +650,7 @@ def _rnn_call(append: bool, h: int, w: int) -> str:
 
 
 def _logits(model: nn.Module, x: Tensor, what: str) -> Tensor:
-    y = _tensor(model(x), f"{what}(x)")
+    y = returned(model(x), f"{what}(x)")
     check_shape(y, tuple(x.shape), f"{what}(x) for x of shape {tuple(x.shape)} (one Bernoulli "
                 "logit per pixel)")
     return y.detach().double()
@@ -764,9 +678,9 @@ class RNNNormalised(Part):
         h, w = _NORM_SHAPE
         for append in (False, True):
             what = f"{_rnn_call(append, h, w)} with random weights"
-            lp = _t(out[f"lp_{append:d}"]).double()
+            lp = from_np(out[f"lp_{append:d}"]).double()
             _judge_normalised(lp, 2 ** (h * w), f"{what}, over all {2 ** (h * w)} binary images")
-            _judge_batch_free(lp, _t(out[f"rev_{append:d}"]).double(),
+            _judge_batch_free(lp, from_np(out[f"rev_{append:d}"]).double(),
                               f"{what} (the reverse order given as a LongTensor)")
 
 
@@ -779,14 +693,14 @@ class RNNCausal(Part):
         out = {}
         h, w = _CAUSAL_SHAPE
         n = h * w
-        g = _gen(80)
+        g = gen(80)
         for append in (False, True):
             model = _new_rnn(ns, append, h, w, 81 + append)
             what = _rnn_call(append, h, w)
             inputs = torch.randint(0, 2, (_CAUSAL_TRIALS, 1, h, w), generator=g).double()
 
             def call(mod, v, what=what):
-                y = _tensor(mod(v), f"{what}(x)")
+                y = returned(mod(v), f"{what}(x)")
                 check_shape(y, tuple(v.shape), f"{what}(x) for x of shape {tuple(v.shape)} "
                             "(one Bernoulli logit per pixel)")
                 return y
@@ -808,7 +722,7 @@ class RNNCausal(Part):
         n = h * w
         for append in (False, True):
             what = _rnn_call(append, h, w)
-            seen = _t(out[f"seen_{append:d}"]).bool()
+            seen = from_np(out[f"seen_{append:d}"]).bool()
             check_shape(seen, (n, n), "the dependence table")
             how = f" (Decided by {Dependence.described(out[f'how_{append:d}'])}.)"
             leak = (seen & torch.ones(n, n, dtype=torch.bool).triu()).nonzero()
@@ -822,9 +736,9 @@ class RNNCausal(Part):
                 if not seen[p, :p].any():
                     fail(f"{what}: the logit of pixel {divmod(p, w)} depends on no earlier "
                          "pixel; the LSTM must carry what it read through its state." + how)
-            x = _t(out[f"x_{append:d}"]).double()
-            logits = _t(out[f"logits_{append:d}"]).double()
-            lp = _t(out[f"lp_{append:d}"]).double()
+            x = from_np(out[f"x_{append:d}"]).double()
+            logits = from_np(out[f"logits_{append:d}"]).double()
+            lp = from_np(out[f"lp_{append:d}"]).double()
             want = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
             check_close(lp, want, f"{what}.log_prob(x)", atol=1e-4, rtol=1e-5,
                         hint="log_prob(x) must be the sum over pixels of log sigmoid(logit) "
@@ -878,11 +792,11 @@ class RNNCoordinates(Part):
         out = {}
         for k, (h, w) in enumerate(_FED_SHAPES):
             model = _new_rnn(ns, True, h, w, 95 + k)
-            x = torch.randint(0, 2, (2, 1, h, w), generator=_gen(96 + k)).float()
+            x = torch.randint(0, 2, (2, 1, h, w), generator=gen(96 + k)).float()
             fed = _recurrent_inputs(model, x, _rnn_call(True, h, w))
             if fed is not None:
                 out[f"fed_{k}"], out[f"fed_x_{k}"] = fed, x
-        g = _gen(90)
+        g = gen(90)
         for c, (first, second, _) in enumerate(_COORD_PAIRS):
             size = max(first[0] * first[1], second[0] * second[1])
             seq = torch.randint(0, 2, (3, size), generator=g).float()
@@ -899,7 +813,7 @@ class RNNCoordinates(Part):
         for k, (h, w) in enumerate(_FED_SHAPES):
             if f"fed_{k}" not in out:
                 continue
-            fed, x = _t(out[f"fed_{k}"]), _t(out[f"fed_x_{k}"])
+            fed, x = from_np(out[f"fed_{k}"]), from_np(out[f"fed_x_{k}"])
             for name, want in _fed_columns(h, w, x).items():
                 match = [(fed[..., f] - want).abs().max() < 1e-5 for f in range(fed.shape[-1])]
                 if not any(match):
@@ -912,8 +826,8 @@ class RNNCoordinates(Part):
                          "row by H-1 and column by W-1.")
         for c, (first, second, pos) in enumerate(_COORD_PAIRS):
             for append in (False, True):
-                a = _t(out[f"y_{c}_{append:d}_0"]).double()
-                b = _t(out[f"y_{c}_{append:d}_1"]).double()
+                a = from_np(out[f"y_{c}_{append:d}_0"]).double()
+                b = from_np(out[f"y_{c}_{append:d}_1"]).double()
                 shared = min(a.shape[1], b.shape[1])
                 gap = (a[:, :shared] - b[:, :shared]).abs().amax(0)    # per raster position
                 w1, w2 = first[1], second[1]
@@ -990,7 +904,7 @@ class TrainTwoVariable(Part):
 
     def judge(self, out):
         d = _TRAIN_D
-        lp = _t(out["lp"]).double()
+        lp = from_np(out["lp"]).double()
         _judge_normalised(lp, d * d, f"the trained model, over all {d}x{d} pairs")
         nll = held_out_nll(lp, _held_data(), d)
         if nll > _NLL_THRESHOLD:

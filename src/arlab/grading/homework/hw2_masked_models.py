@@ -22,175 +22,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from arlab.grading.checks import GradingError, check_close, check_shape, fail
-from arlab.grading.parts import REFERENCES, Part, delegate, student
+from arlab.grading.parts import Part, delegate, student
+from arlab.grading.probes import attr, draw, from_np, gen, set_param
+from arlab.grading.references import MADE, TinyWaveNet, bernoulli_log_prob, fast_generate, naive_generate
 from arlab.models.made import MaskedLinear, made_degrees, made_masks
 from arlab.models.wavenet import CausalConv1d, GatedResidualBlock, wavenet_receptive_field
 from arlab.receptive import Dependence, dependence
 
 # =============================================================================================
-# References in the homework's signatures
-# =============================================================================================
-
-
-class MADE(nn.Module):
-    """The homework's MADE: one Bernoulli logit per dimension of binary data ``[N, d]``.
-
-    Layout (the notebook's given ``MADEBase``): ``net = Sequential(MaskedLinear(d, h_1), ReLU,
-    ..., MaskedLinear(h_last, d))``. Input degrees are the ordering's ranks (None: 0..d-1);
-    hidden degrees follow :func:`arlab.models.made.made_degrees` with ``seed``. ``forward``
-    uses mask ``mask_index``; ``log_prob`` is the uniform mixture over the masks.
-    """
-
-    def __init__(self, d: int, hidden_sizes: Sequence[int], ordering: Tensor | None = None,
-                 num_masks: int = 1, seed: int = 0):
-        super().__init__()
-        sizes = [d, *hidden_sizes, d]
-        modules: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            modules += [MaskedLinear(a, b), nn.ReLU()]
-        self.net = nn.Sequential(*modules[:-1])
-        ranks = torch.arange(d) if ordering is None else torch.as_tensor(ordering).long()
-        inputs, hidden = made_degrees(ranks, list(hidden_sizes), num_masks, seed)
-        self.masks = [made_masks(inputs[m], [h[m] for h in hidden]) for m in range(num_masks)]
-        self.num_masks = num_masks
-        self.mask_index = 0
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        return list(self.net)[0::2]
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x [N, d]`` (0/1, long or float) -> logits ``[N, d]`` under mask ``mask_index``."""
-        for layer, mask in zip(self.layers, self.masks[self.mask_index]):
-            layer.set_mask(mask)
-        return self.net(x.to(self.layers[0].weight.dtype))
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """log of the mean over masks of p_mask(x), nats per example ``[N]``."""
-        x = x.to(self.layers[0].weight.dtype)
-        current, per_mask = self.mask_index, []
-        for m in range(self.num_masks):
-            self.mask_index = m
-            per_mask.append(_bernoulli_log_prob(self(x), x))
-        self.mask_index = current
-        return torch.logsumexp(torch.stack(per_mask), 0) - math.log(self.num_masks)
-
-
-def _bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
-    """Sum over dimensions of log Bernoulli(x | sigmoid(logits)): ``[N, d]`` -> ``[N]``."""
-    return -F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype),
-                                               reduction="none").sum(1)
-
-
-class TinyWaveNet(nn.Module):
-    """Twin of the notebook's given TinyWaveNet: binary sequences ``[N, L]`` -> logits
-    ``[N, 2, L]``, built from ``conv`` and ``block`` classes (the library's by default)."""
-
-    def __init__(self, channels: int = 8, dilations: Sequence[int] = (1, 2, 4),
-                 conv: type = CausalConv1d, block: type = GatedResidualBlock):
-        super().__init__()
-        self.channels = channels
-        self.dilations = tuple(dilations)
-        self.input_conv = conv(1, channels, 2, include_current=False)
-        self.blocks = nn.ModuleList(block(channels, d) for d in self.dilations)
-        self.out_hidden = nn.Conv1d(channels, channels, 1)
-        self.out_logits = nn.Conv1d(channels, 2, 1)
-
-    def scale(self, x: Tensor) -> Tensor:
-        """Levels 0/1 ``[N, L]`` -> values -1/+1 ``[N, 1, L]`` in the parameters' dtype."""
-        return (2.0 * x.to(self.out_logits.weight.dtype) - 1.0).unsqueeze(1)
-
-    def head(self, skip: Tensor) -> Tensor:
-        """Sum of the skips ``[N, C, L]`` -> logits ``[N, 2, L]``."""
-        return self.out_logits(torch.relu(self.out_hidden(torch.relu(skip))))
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.input_conv(self.scale(x))
-        skip = 0
-        for block in self.blocks:
-            h, s = block(h)
-            skip = skip + s
-        return self.head(skip)
-
-
-@torch.no_grad()
-def naive_generate(model: nn.Module, n: int, length: int,
-                   generator: torch.Generator) -> Tensor:
-    """Twin of the notebook's given generator: a full forward pass per position."""
-    x = torch.zeros(n, length, dtype=torch.long)
-    for t in range(length):
-        probs = torch.softmax(model(x)[:, :, t], dim=1)
-        x[:, t] = torch.multinomial(probs, 1, generator=generator)[:, 0]
-    return x
-
-
-@torch.no_grad()
-def fast_generate(model: nn.Module, n: int, length: int,
-                  generator: torch.Generator) -> Tensor:
-    """Cached generation for a TinyWaveNet whose layers take ``past`` (the library's do):
-    one queue per layer, each layer run on one new position per step. ``LongTensor[n, length]``,
-    equal to :func:`naive_generate` for the same generator state."""
-    weight = model.out_logits.weight
-    inputs = weight.new_zeros(n, 1, 2)          # the last two scaled values, zeros before t=0
-    queues = [weight.new_zeros(n, model.channels, d) for d in model.dilations]
-    unread = weight.new_zeros(n, 1, 1)          # the input conv never reads position t
-    x = torch.zeros(n, length, dtype=torch.long)
-    for t in range(length):
-        h = model.input_conv(unread, past=inputs)
-        skip = 0
-        for i, block in enumerate(model.blocks):
-            pushed = torch.cat([queues[i], h], dim=-1)[..., 1:]
-            h, s = block(h, past=queues[i])
-            queues[i] = pushed
-            skip = skip + s
-        probs = torch.softmax(model.head(skip)[..., 0], dim=1)
-        x[:, t] = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        inputs = torch.cat([inputs, model.scale(x[:, t:t + 1])], dim=-1)[..., 1:]
-    return x
-
-
-REFERENCES.update({
-    "made_masks": made_masks,
-    "MaskedLinear": MaskedLinear,
-    "MADE": MADE,
-    "CausalConv1d": CausalConv1d,
-    "wavenet_receptive_field": wavenet_receptive_field,
-    "GatedResidualBlock": GatedResidualBlock,
-    "fast_generate": fast_generate,
-})
-
-# =============================================================================================
 # Helpers shared by the parts
 # =============================================================================================
-
-
-def _t(array: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _draw(shape: Sequence[int], g: torch.Generator, scale: float) -> Tensor:
-    return torch.randn(tuple(shape), generator=g) * scale
-
-
-def _set(param: Tensor, value: Tensor, what: str) -> None:
-    """Copy grader weights into a student's parameter, with a clear failure on a shape clash."""
-    if not isinstance(param, Tensor):
-        fail(f"{what} should be a tensor parameter, got {type(param).__name__}.")
-    if tuple(param.shape) != tuple(value.shape):
-        fail(f"{what} has shape {tuple(param.shape)}; the contract fixes it as "
-             f"{tuple(value.shape)}.")
-    with torch.no_grad():
-        param.copy_(value.to(param.dtype))
-
-
-def _attr(obj, name: str, what: str, hint: str):
-    if not hasattr(obj, name):
-        fail(f"{what} has no attribute {name!r}; {hint}")
-    return getattr(obj, name)
 
 
 def _as_list(value, what: str) -> list:
@@ -207,7 +48,7 @@ def _made_masks_cases() -> list[tuple[Tensor, list[Tensor]]]:
     """(input_degrees, hidden_degrees) from fixed seeds: ties between layers on purpose."""
     cases = []
     for d, sizes, seed in [(5, [7, 6], 1), (6, [9, 8, 5], 2), (4, [], 3), (3, [4], 4)]:
-        ranks = torch.randperm(d, generator=_gen(seed))
+        ranks = torch.randperm(d, generator=gen(seed))
         inputs, hidden = made_degrees(ranks, sizes, 1, seed)
         cases.append((inputs[0], [h[0] for h in hidden]))
     # degrees that do not follow the draw rule: made_masks must not assume it
@@ -267,7 +108,7 @@ class MadeMasksHidden(Part):
             degrees = [inputs, *hidden]
             for l in range(len(hidden)):
                 below = "input {j}" if l == 0 else f"unit {{j}} of hidden layer {l - 1}"
-                _judge_mask(_t(out[f"mask_{c}_{l}"]), ref[l], degrees[l + 1], degrees[l],
+                _judge_mask(from_np(out[f"mask_{c}_{l}"]), ref[l], degrees[l + 1], degrees[l],
                             f"made_masks(...)[{l}] (hidden layer {l}, case {c})", "unit",
                             below, "a hidden unit sees what is below it when its degree is "
                             ">= the degree below")
@@ -287,7 +128,7 @@ class MadeMasksOutput(Part):
             ref = made_masks(inputs, hidden)
             last = hidden[-1] if hidden else inputs
             below = "unit {j} of the last hidden layer" if hidden else "input {j}"
-            _judge_mask(_t(out[f"mask_{c}_{len(hidden)}"]), ref[-1], inputs, last,
+            _judge_mask(from_np(out[f"mask_{c}_{len(hidden)}"]), ref[-1], inputs, last,
                         f"made_masks(...)[-1] (the output layer, case {c})", "output", below,
                         "output d sees what is below it only when the input degree of d "
                         "is strictly greater than the degree below")
@@ -298,10 +139,10 @@ class MadeMasksOutput(Part):
 # =============================================================================================
 
 def _linear_case(seed: int, n_in: int = 5, n_out: int = 4):
-    g = _gen(seed)
-    weight, bias = _draw((n_out, n_in), g, 0.5), _draw((n_out,), g, 0.5)
+    g = gen(seed)
+    weight, bias = draw((n_out, n_in), g, 0.5), draw((n_out,), g, 0.5)
     masks = [(torch.rand(n_out, n_in, generator=g) < 0.5).float() for _ in range(2)]
-    x, gout = _draw((3, n_in), g, 1.0), _draw((3, n_out), g, 1.0)
+    x, gout = draw((3, n_in), g, 1.0), draw((3, n_out), g, 1.0)
     return weight, bias, masks, x, gout
 
 
@@ -322,8 +163,8 @@ class MaskedLinearForward(Part):
     def probe(self, ns):
         weight, bias, masks, x, gout = _linear_case(21)
         layer = _new_masked_linear(ns, 5, 4)
-        _set(layer.weight, weight, "MaskedLinear.weight")
-        _set(layer.bias, bias, "MaskedLinear.bias")
+        set_param(layer.weight, weight, "MaskedLinear.weight")
+        set_param(layer.bias, bias, "MaskedLinear.bias")
         layer.set_mask(masks[0].clone())
         x = x.clone().requires_grad_(True)
         y = layer(x)
@@ -344,9 +185,9 @@ class MaskedLinearForward(Part):
         x = x.clone().requires_grad_(True)
         y = ref(x)
         (y * gout).sum().backward()
-        check_close(_t(out["y"]), y, "MaskedLinear's output",
+        check_close(from_np(out["y"]), y, "MaskedLinear's output",
                     hint="The output is x @ (weight * mask).T + bias.")
-        got = _t(out["grad_weight"])
+        got = from_np(out["grad_weight"])
         leak = (masks[0] == 0) & (got != 0)
         if leak.any():
             i, j = leak.nonzero()[0].tolist()
@@ -355,7 +196,7 @@ class MaskedLinearForward(Part):
                  "mask inside forward (F.linear(x, self.weight * self.mask, self.bias)).")
         check_close(got, ref.weight.grad, "MaskedLinear: weight.grad",
                     hint="The gradient of an unmasked weight is that of nn.Linear.")
-        check_close(_t(out["grad_x"]), x.grad, "MaskedLinear: the gradient with respect to x",
+        check_close(from_np(out["grad_x"]), x.grad, "MaskedLinear: the gradient with respect to x",
                     hint="Masked weights must not carry gradient to the input either.")
 
 
@@ -367,8 +208,8 @@ class MaskedLinearKeepsWeight(Part):
     def probe(self, ns):
         weight, bias, masks, x, _ = _linear_case(22)
         layer = _new_masked_linear(ns, 5, 4)
-        _set(layer.weight, weight, "MaskedLinear.weight")
-        _set(layer.bias, bias, "MaskedLinear.bias")
+        set_param(layer.weight, weight, "MaskedLinear.weight")
+        set_param(layer.bias, bias, "MaskedLinear.bias")
         with torch.no_grad():
             layer.set_mask(masks[0].clone())
             y0 = layer(x)
@@ -381,7 +222,7 @@ class MaskedLinearKeepsWeight(Part):
     def judge(self, out):
         weight, bias, masks, x, _ = _linear_case(22)
         for key in ("weight_after", "weight_end"):
-            got = _t(out[key])
+            got = from_np(out[key])
             changed = (got != weight)
             if got.shape == weight.shape and changed.any():
                 i, j = changed.nonzero()[0].tolist()
@@ -392,7 +233,7 @@ class MaskedLinearKeepsWeight(Part):
             check_close(got, weight, f"MaskedLinear's weight ({key})")
         for k, key in enumerate(("y0", "y1")):
             want = F.linear(x, weight * masks[k], bias)
-            check_close(_t(out[key]), want, f"MaskedLinear's output after set_mask #{k + 1}",
+            check_close(from_np(out[key]), want, f"MaskedLinear's output after set_mask #{k + 1}",
                         hint="set_mask replaces the previous mask; the output must use the "
                              "new mask with the original weights.")
 
@@ -414,12 +255,12 @@ _MADE_LOGPROB = [(5, [16, 12], [2, 0, 4, 1, 3], 3, 7, 106), (4, [8], None, 1, 2,
 
 
 def _made_inputs(d: int, seed: int, n: int = 6) -> Tensor:
-    return torch.randint(0, 2, (n, d), generator=_gen(seed + 1000)).float()
+    return torch.randint(0, 2, (n, d), generator=gen(seed + 1000)).float()
 
 
 def _made_layer_weights(d: int, hidden: Sequence[int], seed: int) -> list[tuple[Tensor, Tensor]]:
-    g, sizes = _gen(seed), [d, *hidden, d]
-    return [(_draw((b, a), g, 0.7), _draw((b,), g, 0.3)) for a, b in zip(sizes[:-1], sizes[1:])]
+    g, sizes = gen(seed), [d, *hidden, d]
+    return [(draw((b, a), g, 0.7), draw((b,), g, 0.3)) for a, b in zip(sizes[:-1], sizes[1:])]
 
 
 def _build_made(cls, d, hidden, ordering, num_masks, seed, wseed, what: str):
@@ -430,16 +271,16 @@ def _build_made(cls, d, hidden, ordering, num_masks, seed, wseed, what: str):
     if "ordering" in extra:
         extra["ordering"] = torch.tensor(ordering)
     model = cls(d, list(hidden), **extra)
-    net = _attr(model, "net", what, "build your MADE on the given MADEBase "
+    net = attr(model, "net", what, "build your MADE on the given MADEBase "
                 "(class MADE(MADEBase), calling super().__init__(d, hidden_sizes)).")
     layers = list(net)[0::2]
     if len(layers) != len(hidden) + 1:
         fail(f"{what}.net has {len(layers)} linear layers; the given MADEBase makes "
              f"{len(hidden) + 1}. Do not change self.net.")
     for l, (layer, (w, b)) in enumerate(zip(layers, _made_layer_weights(d, hidden, wseed))):
-        _set(_attr(layer, "weight", f"{what}.net[{2 * l}]", "it should be a MaskedLinear."), w,
+        set_param(attr(layer, "weight", f"{what}.net[{2 * l}]", "it should be a MaskedLinear."), w,
              f"{what}.net[{2 * l}].weight")
-        _set(layer.bias, b, f"{what}.net[{2 * l}].bias")
+        set_param(layer.bias, b, f"{what}.net[{2 * l}].bias")
     return model
 
 
@@ -483,10 +324,10 @@ class MadeLogits(Part):
             want = [_made_logits(ref, x, m, "MADE") for m in range(masks)]
             setup = (f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed}) "
                      f"with the grader's weights")
-            check_close(_t(out[f"initial_{c}"]), want[0], f"{setup}: logits of a new MADE",
+            check_close(from_np(out[f"initial_{c}"]), want[0], f"{setup}: logits of a new MADE",
                         atol=1e-5, hint="A new MADE starts with mask_index = 0.")
             for m in range(masks):
-                got = _t(out[f"logits_{c}_{m}"])
+                got = from_np(out[f"logits_{c}_{m}"])
                 check_shape(got, (x.shape[0], d), f"{setup}: logits")
                 if m > 0 and torch.allclose(got.double(), want[0].double(), atol=1e-5) and \
                         not torch.allclose(want[m], want[0], atol=1e-5):
@@ -511,7 +352,7 @@ class MadeCausal(Part):
     def probe(self, ns):
         d, hidden, order, masks, seed, wseed = _MADE_CAUSAL
         model = _build_made(student(ns, "MADE"), d, hidden, order, masks, seed, wseed, "MADE")
-        inputs, out = torch.randint(0, 2, (3, d), generator=_gen(wseed)).double(), {}
+        inputs, out = torch.randint(0, 2, (3, d), generator=gen(wseed)).double(), {}
         for m in range(masks):
             found = dependence(model, inputs, call=lambda mod, v, m=m: _masked_logits(mod, v, m),
                                levels=2)
@@ -523,7 +364,7 @@ class MadeCausal(Part):
         ranks = torch.tensor(order)
         setup = f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed})"
         for m in range(masks):
-            seen = _t(out[f"depends_{m}"]).bool()
+            seen = from_np(out[f"depends_{m}"]).bool()
             check_shape(seen, (d, d), "the dependence table")
             how = f" (Decided by {Dependence.described(out[f'how_{m}'])}.)"
             leak = seen & (ranks[None, :] >= ranks[:, None])
@@ -560,12 +401,12 @@ class MadeLogProb(Part):
     def judge(self, out):
         for c, (d, hidden, order, masks, seed, _) in enumerate(_MADE_LOGPROB):
             x = _all_binary(d).double()
-            logits = _t(out[f"logits_{c}"]).double()
+            logits = from_np(out[f"logits_{c}"]).double()
             check_shape(logits, (masks, x.shape[0], d), "the logits of every mask")
-            per_mask = torch.stack([_bernoulli_log_prob(logits[m], x) for m in range(masks)])
+            per_mask = torch.stack([bernoulli_log_prob(logits[m], x) for m in range(masks)])
             want = torch.logsumexp(per_mask, 0) - math.log(masks)
             setup = f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed})"
-            got = _t(out[f"log_prob_{c}"])
+            got = from_np(out[f"log_prob_{c}"])
             check_shape(got, (x.shape[0],), f"{setup}.log_prob(x) for {x.shape[0]} inputs")
             check_close(got, want, f"{setup}.log_prob(x) on all {x.shape[0]} binary inputs",
                         atol=1e-4, rtol=1e-5,
@@ -592,9 +433,9 @@ _CONV_CASES = {  # include_current -> [(in, out, kernel, dilation, length)]
 
 def _conv_case(c: int, include: bool, case):
     cin, cout, k, dil, length = case
-    g = _gen(300 + 10 * c + include)
-    return (_draw((cout, cin, k), g, 0.5), _draw((cout,), g, 0.5),
-            _draw((2, cin, length), g, 1.0))
+    g = gen(300 + 10 * c + include)
+    return (draw((cout, cin, k), g, 0.5), draw((cout,), g, 0.5),
+            draw((2, cin, length), g, 1.0))
 
 
 def _probe_conv(ns, include: bool) -> dict[str, Tensor]:
@@ -609,8 +450,8 @@ def _probe_conv(ns, include: bool) -> dict[str, Tensor]:
         what = f"CausalConv1d({cin}, {cout}, {k}, dilation={dil}, include_current={include})"
         hint = ("hold the parameters as self.weight [out_ch, in_ch, kernel_size] and self.bias "
                 "[out_ch], as nn.Conv1d does.")
-        _set(_attr(conv, "weight", what, hint), weight, f"{what}.weight")
-        _set(_attr(conv, "bias", what, hint), bias, f"{what}.bias")
+        set_param(attr(conv, "weight", what, hint), weight, f"{what}.weight")
+        set_param(attr(conv, "bias", what, hint), bias, f"{what}.bias")
         with torch.no_grad():
             y = conv(x)
         check_shape(y, (2, cout, length), f"{what}(x) for x of shape {tuple(x.shape)}")
@@ -642,14 +483,14 @@ def _judge_conv(out, include: bool) -> None:
         shift = 0 if include else 1
         taps = ", ".join(f"t-{(k - 1 - j) * dil + shift}" if (k - 1 - j) * dil + shift else "t"
                          for j in range(k))
-        check_close(_t(out[f"y_{c}"]), want,
+        check_close(from_np(out[f"y_{c}"]), want,
                     f"CausalConv1d({cin}, {cout}, {k}, dilation={dil}, include_current="
                     f"{include}) on a sequence of length {length}", atol=1e-5,
                     hint=f"Output t must combine the inputs at {taps} (weight[:, :, 0] the "
                          "oldest), with zeros before the start; the output keeps length L.")
         reach = _reach(k, dil, include)
         if 0 < reach and 2 * reach <= length:
-            check_close(_t(out[f"past_{c}"]), want[..., reach:],
+            check_close(from_np(out[f"past_{c}"]), want[..., reach:],
                         f"CausalConv1d({cin}, {cout}, {k}, dilation={dil}, include_current="
                         f"{include})(x[..., {reach}:], past=x[..., :{reach}])", atol=1e-5,
                         hint=f"with past (the {reach} inputs just before x), the output must "
@@ -700,7 +541,7 @@ class ReceptiveField(Part):
         return {"values": torch.tensor(values, dtype=torch.float64)}
 
     def judge(self, out):
-        got = _t(out["values"])
+        got = from_np(out["values"])
         check_shape(got, (len(_FIELD_CASES),), "the receptive fields")
         for value, (k, dilations) in zip(got.tolist(), _FIELD_CASES):
             want = wavenet_receptive_field(k, dilations)
@@ -719,15 +560,15 @@ _BLOCK_CASES = [(3, 2, 10, 401), (2, 1, 6, 402), (4, 4, 7, 403)]  # channels, di
 
 
 def _block_weights(channels: int, seed: int) -> dict[str, Tensor]:
-    g, c = _gen(seed), channels
+    g, c = gen(seed), channels
     shapes = {"dilated.weight": (2 * c, c, 2), "dilated.bias": (2 * c,),
               "residual.weight": (c, c, 1), "residual.bias": (c,),
               "skip.weight": (c, c, 1), "skip.bias": (c,)}
-    return {name: _draw(shape, g, 0.6) for name, shape in shapes.items()}
+    return {name: draw(shape, g, 0.6) for name, shape in shapes.items()}
 
 
 def _block_input(channels: int, length: int, seed: int) -> Tensor:
-    return _draw((2, channels, length), _gen(seed + 50), 1.0)
+    return draw((2, channels, length), gen(seed + 50), 1.0)
 
 
 def _load_block(block, weights: dict[str, Tensor], what: str) -> None:
@@ -736,8 +577,8 @@ def _load_block(block, weights: dict[str, Tensor], what: str) -> None:
              "skip": "a 1x1 nn.Conv1d, channels -> channels"}
     for name, value in weights.items():
         owner, pname = name.split(".")
-        sub = _attr(block, owner, what, f"the contract names it `{owner}` ({hints[owner]}).")
-        _set(_attr(sub, pname, f"{what}.{owner}", f"it should be {hints[owner]}."), value,
+        sub = attr(block, owner, what, f"the contract names it `{owner}` ({hints[owner]}).")
+        set_param(attr(sub, pname, f"{what}.{owner}", f"it should be {hints[owner]}."), value,
              f"{what}.{name}")
 
 
@@ -766,7 +607,7 @@ def _judge_block(out, key: str) -> None:
                 ref.get_parameter(name).copy_(value)
             want = ref(_block_input(channels, length, seed))[0 if key == "residual" else 1]
         what = "x + residual(z)" if key == "residual" else "skip(z)"
-        check_close(_t(out[f"{key}_{c}"]), want,
+        check_close(from_np(out[f"{key}_{c}"]), want,
                     f"GatedResidualBlock({channels}, {dilation}): the output {what}", atol=1e-5,
                     hint="a, b = dilated(x).chunk(2, dim=1) (a: the first half of the "
                          "channels), z = tanh(a) * sigmoid(b); dilated is causal with kernel 2 "
@@ -823,7 +664,7 @@ def _wavenet_parameters(model: nn.Module) -> list[tuple[str, Tensor]]:
 def _build_wavenet(cls, channels: int, dilations, seed: int):
     """A TinyWaveNet (the notebook's or the twin) with the grader's weights."""
     model = cls(channels, dilations)
-    g = _gen(seed)
+    g = gen(seed)
     try:
         params = _wavenet_parameters(model)
     except AttributeError as err:
@@ -833,7 +674,7 @@ def _build_wavenet(cls, channels: int, dilations, seed: int):
         # weights ~ gain / sqrt(fan in), small biases: logits that depend on the context
         gain = 3.0 if name.startswith("out_logits") else 1.5
         scale = gain / math.sqrt(param[0].numel()) if param.dim() > 1 else 0.1
-        _set(param, _draw(param.shape, g, scale), f"TinyWaveNet.{name}")
+        set_param(param, draw(param.shape, g, scale), f"TinyWaveNet.{name}")
     return model
 
 
@@ -857,14 +698,14 @@ class FastGenerateSamples(Part):
         fast, cls, out = student(ns, "fast_generate"), _wavenet_class(ns), {}
         for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES):
             model = _build_wavenet(cls, channels, dilations, wseed)
-            out[f"x_{c}"] = fast(model, n, length, _gen(sseed))
+            out[f"x_{c}"] = fast(model, n, length, gen(sseed))
         return out
 
     def judge(self, out):
         for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES):
             model = _build_wavenet(TinyWaveNet, channels, dilations, wseed)
-            want = naive_generate(model, n, length, _gen(sseed))
-            got = _t(out[f"x_{c}"])
+            want = naive_generate(model, n, length, gen(sseed))
+            got = from_np(out[f"x_{c}"])
             what = f"fast_generate on TinyWaveNet({channels}, {dilations}), n={n}, length={length}"
             check_shape(got, (n, length), what)
             if got.is_floating_point() or got.dtype == torch.bool:
@@ -902,7 +743,7 @@ class FastGenerateCaches(Part):
                     longest[i] = max(int(longest[i]), size)
                 handles.append(layer.register_forward_hook(hook))
             try:
-                fast(model, n, length, _gen(sseed))
+                fast(model, n, length, gen(sseed))
             finally:
                 for handle in handles:
                     handle.remove()
@@ -912,7 +753,7 @@ class FastGenerateCaches(Part):
     def judge(self, out):
         for c, (channels, dilations, n, length, wseed, _) in enumerate(_GEN_CASES[:2]):
             names = [name for name, _ in _leaf_layers(TinyWaveNet(channels, dilations))]
-            calls, longest = _t(out[f"calls_{c}"]), _t(out[f"longest_{c}"])
+            calls, longest = from_np(out[f"calls_{c}"]), from_np(out[f"longest_{c}"])
             check_shape(calls, (len(names),), "the call counts (one per layer)")
             what = f"fast_generate on TinyWaveNet({channels}, {dilations}), length={length}"
             for name, k, size in zip(names, calls.tolist(), longest.tolist()):

@@ -16,165 +16,24 @@ internal layout free; the attention layer's layout is fixed, so weights are copi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arlab.compute import by_budget
 from arlab.data import shapes
 from arlab.grading.checks import check_close, check_shape, fail
-from arlab.grading.parts import REFERENCES, Part, delegate, student
-from arlab.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNLayer
+from arlab.grading.parts import Part, delegate, student
+from arlab.grading.probes import attr, draw, from_np, gen, px, randomise, returned, set_param
+from arlab.grading.references import GatedStack, TinyPixelCNN, receptive_field_map, train_pixelcnn
+from arlab.models.gated_pixelcnn import GatedPixelCNN
 from arlab.models.pixelcnn import MaskedConv2d, PixelCNN, pixelcnn_mask
 from arlab.models.pixelsnail import CausalSelfAttention, causal_attention_mask
 from arlab.receptive import Dependence, blind_spot, dependence, earlier_pixels
 
 # =============================================================================================
-# References in the homework's signatures
-# =============================================================================================
-
-
-def receptive_field_map(model: nn.Module, image_shape: tuple[int, int, int],
-                        pixel: tuple[int, int], num_inputs: int = 3, seed: int = 0) -> Tensor:
-    """Input pixels (any channel) on which ``model``'s outputs at ``pixel`` depend.
-
-    ``model`` maps ``[1, C, H, W]`` to a tensor whose last two dims are ``H, W``. In float64,
-    for ``num_inputs`` random inputs, a random projection of every output at ``pixel`` is
-    back-propagated; a pixel is seen when some channel's gradient is non-zero for some input
-    (compared with 0 exactly, as :mod:`arlab.receptive` does). Returns ``BoolTensor[H, W]``.
-    """
-    c, h, w = (int(s) for s in image_shape)
-    i, j = (int(p) for p in pixel)
-    g = torch.Generator().manual_seed(seed)
-    inputs = torch.rand((num_inputs, c, h, w), generator=g, dtype=torch.float64)
-    found = dependence(model, inputs, in_axes=(1, 2), out_axes=(-2, -1), rows=[i * w + j],
-                       perturb=False, seed=seed)
-    return found.seen[i * w + j].view(h, w)
-
-
-class TinyPixelCNN(nn.Module):
-    """The reference model of ``train_pixelcnn``: binary images ``[N, 1, H, W]`` (0/1) ->
-    one Bernoulli logit per pixel ``[N, 1, H, W]``. A type-A 5x5 masked convolution, two
-    type-B 3x3 ones, a 1x1 output; ReLU between."""
-
-    def __init__(self, channels: int = 16):
-        super().__init__()
-        self.net = nn.Sequential(
-            MaskedConv2d(1, channels, 5, "A"), nn.ReLU(),
-            MaskedConv2d(channels, channels, 3, "B"), nn.ReLU(),
-            MaskedConv2d(channels, channels, 3, "B"), nn.ReLU(),
-            MaskedConv2d(channels, 1, 1, "B"))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(2.0 * x.to(self.net[0].weight.dtype) - 1.0)  # float64 too, for the judge
-
-
-def train_pixelcnn(train: Tensor, test: Tensor) -> nn.Module:
-    """Fit :class:`TinyPixelCNN` to binary images ``train [N, 1, H, W]`` by Adam on the
-    Bernoulli NLL; ``by_budget`` steps (smoke: seconds on a CPU). ``test`` is not used for
-    fitting. Returns the model in eval mode."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = TinyPixelCNN()
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    x = train.float()
-    for _ in range(by_budget(100, 1000, 3000)):
-        batch = x[torch.randint(0, x.shape[0], (32,), generator=gen)]
-        loss = F.binary_cross_entropy_with_logits(model(batch), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
-class GatedStack(nn.Module):
-    """Twin of the notebook's given stack: ``v = h = `` a 1x1 embedding of the image, then
-    ``layers`` layers of ``layer_cls(channels, kernel_size, first)`` (only the first with
-    ``first=True``), then a 1x1 convolution of ``h`` to one output per pixel.
-    ``[N, in_channels, H, W] -> [N, 1, H, W]``."""
-
-    def __init__(self, layer_cls: type, in_channels: int, channels: int, kernel_size: int,
-                 layers: int):
-        super().__init__()
-        self.embed = nn.Conv2d(in_channels, channels, 1)
-        self.layers = nn.ModuleList(layer_cls(channels, kernel_size, k == 0)
-                                    for k in range(layers))
-        self.out = nn.Conv2d(channels, 1, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        v = h = self.embed(x)
-        for layer in self.layers:
-            v, h = layer(v, h)
-        return self.out(h)
-
-
-REFERENCES.update({
-    "pixelcnn_mask": pixelcnn_mask,
-    "MaskedConv2d": MaskedConv2d,
-    "receptive_field_map": receptive_field_map,
-    "GatedPixelCNNLayer": GatedPixelCNNLayer,
-    "causal_attention_mask": causal_attention_mask,
-    "CausalSelfAttention": CausalSelfAttention,
-    "train_pixelcnn": train_pixelcnn,
-})
-
-# =============================================================================================
 # Helpers shared by the parts
 # =============================================================================================
-
-
-def _t(array: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _draw(shape: Sequence[int], g: torch.Generator, scale: float) -> Tensor:
-    return torch.randn(tuple(shape), generator=g) * scale
-
-
-def _set(param, value: Tensor, what: str) -> None:
-    """Copy grader weights into a student's parameter, with a clear failure on a shape clash."""
-    if not isinstance(param, Tensor):
-        fail(f"{what} should be a tensor parameter, got {type(param).__name__}.")
-    if tuple(param.shape) != tuple(value.shape):
-        fail(f"{what} has shape {tuple(param.shape)}; the contract fixes it as "
-             f"{tuple(value.shape)}.")
-    with torch.no_grad():
-        param.copy_(value.to(param.dtype))
-
-
-def _attr(obj, name: str, what: str, hint: str):
-    if not hasattr(obj, name):
-        fail(f"{what} has no attribute {name!r}; {hint}")
-    return getattr(obj, name)
-
-
-def _tensor(value, what: str) -> Tensor:
-    if not isinstance(value, Tensor):
-        fail(f"{what} should return a torch.Tensor, got {type(value).__name__}.")
-    return value
-
-
-def _px(flat: int, width: int) -> tuple[int, int]:
-    return divmod(int(flat), width)
-
-
-def _randomise(module: nn.Module, g: torch.Generator) -> None:
-    """Give every trainable parameter a seeded random value of the usual scale: a layer
-    whose masks live in forward (as they must) keeps them; zero-initialised weights can no
-    longer hide a dependence."""
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.requires_grad and p.is_floating_point():
-                std = 1.0 / math.sqrt(p[0].numel()) if p.dim() >= 2 else 0.1
-                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * std)
 
 
 # =============================================================================================
@@ -204,7 +63,7 @@ class _MaskProbe(Part):
             k, t, cin, cout, groups = case
             # the default colour groups as the visible tests use them: not passed at all
             extra = {} if groups == 1 else {"color_groups": groups}
-            mask = _tensor(fn(k, t, cin, cout, **extra), _mask_call(case))
+            mask = returned(fn(k, t, cin, cout, **extra), _mask_call(case))
             check_shape(mask, (cout, cin, k, k), _mask_call(case))
             out[f"mask_{c}"] = mask.detach().double()
         return out
@@ -217,7 +76,7 @@ class MaskOffCentre(_MaskProbe):
     def judge(self, out):
         for c, case in enumerate(_MASK_CASES):
             k, t, cin, cout, groups = case
-            got, want = _t(out[f"mask_{c}"]).clone(), pixelcnn_mask(k, t, cin, cout, groups)
+            got, want = from_np(out[f"mask_{c}"]).clone(), pixelcnn_mask(k, t, cin, cout, groups)
             check_shape(got, tuple(want.shape), _mask_call(case))
             r = k // 2
             got[:, :, r, r] = want[:, :, r, r]  # the centre tap is the other part's
@@ -242,7 +101,7 @@ class MaskCentre(_MaskProbe):
         for c, case in enumerate(_MASK_CASES):
             k, t, cin, cout, groups = case
             want = pixelcnn_mask(k, t, cin, cout, groups)
-            got = _t(out[f"mask_{c}"])
+            got = from_np(out[f"mask_{c}"])
             check_shape(got, tuple(want.shape), _mask_call(case))
             r = k // 2
             wrong = (got[:, :, r, r] != want[:, :, r, r].double()).nonzero()
@@ -272,9 +131,9 @@ _CONV_CASES = [  # in, out, kernel, type, groups, H, W
 
 def _conv_case(c: int, case):
     cin, cout, k, _, _, h, w = case
-    g = _gen(200 + c)
-    return (_draw((cout, cin, k, k), g, 0.5), _draw((cout,), g, 0.5),
-            _draw((2, cin, h, w), g, 1.0), _draw((2, cout, h, w), g, 1.0))
+    g = gen(200 + c)
+    return (draw((cout, cin, k, k), g, 0.5), draw((cout,), g, 0.5),
+            draw((2, cin, h, w), g, 1.0), draw((2, cout, h, w), g, 1.0))
 
 
 def _conv_call(case) -> str:
@@ -290,8 +149,8 @@ def _new_masked_conv(ns, case, weight: Tensor, bias: Tensor):
     if not isinstance(layer, nn.Conv2d):
         fail("MaskedConv2d must subclass nn.Conv2d (class MaskedConv2d(nn.Conv2d)), so that it "
              "keeps nn.Conv2d's `weight` [out, in, k, k] and `bias` [out].")
-    _set(layer.weight, weight, f"{_conv_call(case)}.weight")
-    _set(layer.bias, bias, f"{_conv_call(case)}.bias")
+    set_param(layer.weight, weight, f"{_conv_call(case)}.weight")
+    set_param(layer.bias, bias, f"{_conv_call(case)}.bias")
     return layer
 
 
@@ -335,18 +194,18 @@ class MaskedConvOutput(Part):
             weight, bias, x, gout = _conv_case(c, case)
             y, gx, gw, gb, mask = _reference_conv(case, weight, bias, x, gout)
             what = _conv_call(case)
-            check_close(_t(out[f"y_{c}"]), y, f"{what}: the output", atol=1e-5,
+            check_close(from_np(out[f"y_{c}"]), y, f"{what}: the output", atol=1e-5,
                         hint="The output is F.conv2d(x, weight * mask, bias, padding=k // 2) "
                              "with the mask of pixelcnn_mask(k, mask_type, in, out, "
                              "color_groups).")
-            check_close(_t(out[f"gx_{c}"]), gx, f"{what}: the gradient with respect to x",
+            check_close(from_np(out[f"gx_{c}"]), gx, f"{what}: the gradient with respect to x",
                         atol=1e-5, hint="Masked taps must carry no gradient to the input.")
             keep = mask.bool()
-            got_w = _t(out[f"gw_{c}"])
+            got_w = from_np(out[f"gw_{c}"])
             check_shape(got_w, tuple(gw.shape), f"{what}: weight.grad")
             check_close(got_w[keep], gw[keep], f"{what}: weight.grad on the unmasked taps",
                         atol=1e-5, hint="An unmasked weight gets the gradient of nn.Conv2d.")
-            check_close(_t(out[f"gb_{c}"]), gb, f"{what}: bias.grad", atol=1e-5)
+            check_close(from_np(out[f"gb_{c}"]), gb, f"{what}: bias.grad", atol=1e-5)
 
 
 class MaskedConvKeepsWeight(Part):
@@ -361,7 +220,7 @@ class MaskedConvKeepsWeight(Part):
             weight, bias, x, _ = _conv_case(c, case)
             layer = _new_masked_conv(ns, case, weight, bias)
             y = layer(x)  # any shape: a wrong output shape is the other part's to judge
-            (y * _draw(y.shape, _gen(250 + c), 1.0)).sum().backward()
+            (y * draw(y.shape, gen(250 + c), 1.0)).sum().backward()
             layer(x)
             grad = layer.weight.grad
             out[f"weight_{c}"] = layer.weight.detach().clone()
@@ -373,7 +232,7 @@ class MaskedConvKeepsWeight(Part):
             weight, bias, _, _ = _conv_case(c, case)
             cin, cout, k, t, groups, _, _ = case
             what = _conv_call(case)
-            got = _t(out[f"weight_{c}"])
+            got = from_np(out[f"weight_{c}"])
             check_shape(got, tuple(weight.shape), f"{what}.weight")
             changed = (got != weight).nonzero()
             if len(changed):
@@ -384,7 +243,7 @@ class MaskedConvKeepsWeight(Part):
                      "a weight edited in place still gets gradient and comes back after an "
                      "optimiser step.")
             mask = pixelcnn_mask(k, t, cin, cout, groups)
-            leak = (mask == 0) & (_t(out[f"gw_{c}"]) != 0)
+            leak = (mask == 0) & (from_np(out[f"gw_{c}"]) != 0)
             if leak.any():
                 idx = tuple(leak.nonzero()[0].tolist())
                 fail(f"{what}: weight.grad{list(idx)} is non-zero although the mask is 0 there; "
@@ -413,7 +272,7 @@ def _active_relus(model: nn.Module, seed: int) -> nn.Module:
     """Small weights and biases of 2: every ReLU of a PixelCNN stays open for inputs of
     magnitude up to ~9, so what an output depends on does not change with the input drawn
     (the student's random inputs and the grader's then find the same map)."""
-    g = _gen(seed)
+    g = gen(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):
@@ -436,7 +295,7 @@ def _field_model(name: str) -> tuple[nn.Module, tuple[int, int, int], str]:
     if name == "gated":
         with torch.random.fork_rng():
             model = GatedPixelCNN((1, 7, 7), 2, channels=6, layers=2, kernel_size=3)
-        _randomise(model, _gen(302))
+        randomise(model, gen(302), vector_std=0.1)
         with torch.no_grad():  # h is a sum of bounded gates: this keeps the final ReLU open
             model.layers[-1].h_out.bias.fill_(50.0)
         return model, (1, 7, 7), "a gated PixelCNN (7x7 image, kernel 3, 2 layers)"
@@ -444,7 +303,7 @@ def _field_model(name: str) -> tuple[nn.Module, tuple[int, int, int], str]:
         with torch.random.fork_rng():
             model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(),
                                   nn.Conv2d(3, 1, 3, padding=1))
-        _randomise(model, _gen(303))
+        randomise(model, gen(303), vector_std=0.1)
         h, w = (7, 7) if name == "conv" else (5, 8)
         return (model, (1, h, w), "an ordinary (not causal) stack of two 3x3 convolutions on "
                 f"a {h}x{w} image")
@@ -456,7 +315,7 @@ def _field_model(name: str) -> tuple[nn.Module, tuple[int, int, int], str]:
     if name == "later":
         with torch.random.fork_rng():
             model = _LaterChannels()
-        _randomise(model, _gen(305))
+        randomise(model, gen(305), vector_std=0.1)
         return (model, (3, 6, 6),
                 "a 3-channel model whose outputs read input channels 1 and 2 only")
     raise KeyError(name)
@@ -476,7 +335,7 @@ def _probe_fields(ns, part: str) -> dict[str, Tensor]:
     for name, pixels in _FIELD_CASES[part]:
         model, shape, _ = _field_model(name)
         for k, pixel in enumerate(pixels):
-            got = _tensor(fn(model, shape, pixel),
+            got = returned(fn(model, shape, pixel),
                           f"receptive_field_map(model, {shape}, {pixel})")
             check_shape(got, shape[1:], f"receptive_field_map(model, {shape}, {pixel})")
             if got.dtype != torch.bool:
@@ -492,7 +351,7 @@ def _judge_fields(out, part: str) -> None:
         model, shape, description = _field_model(name)
         for k, pixel in enumerate(pixels):
             want = receptive_field_map(model, shape, pixel)
-            got = _t(out[f"{name}_{k}"]).bool()
+            got = from_np(out[f"{name}_{k}"]).bool()
             check_shape(got, tuple(want.shape), f"the map for {description}")
             wrong = (got != want).nonzero()
             if not len(wrong):
@@ -551,8 +410,8 @@ def _probe_stacks(ns) -> dict[str, Tensor]:
         for layer in stack.layers:
             if not isinstance(layer, nn.Module):
                 fail("GatedPixelCNNLayer(channels, kernel_size, first) must be an nn.Module.")
-        _randomise(stack, _gen(400 + s))
-        inputs = torch.rand((3, 1, h, w), generator=_gen(500 + s), dtype=torch.float64)
+        randomise(stack, gen(400 + s), vector_std=0.1)
+        inputs = torch.rand((3, 1, h, w), generator=gen(500 + s), dtype=torch.float64)
 
         def call(mod, x):
             y = mod(x)
@@ -569,7 +428,7 @@ def _probe_stacks(ns) -> dict[str, Tensor]:
 
 def _stack_seen(out, s: int) -> Tensor:
     k, layers, h, w = _STACKS[s]
-    seen = _t(out[f"seen_{s}"]).bool()
+    seen = from_np(out[f"seen_{s}"]).bool()
     check_shape(seen, (h * w, h * w), "the dependence table")
     return seen
 
@@ -599,12 +458,12 @@ class GatedCausal(Part):
     def judge(self, out):
         for s, (k, layers, h, w) in enumerate(_STACKS):
             seen = _stack_seen(out, s)
-            later = ~torch.stack([earlier_pixels(h, w, _px(p, w)).reshape(-1)
+            later = ~torch.stack([earlier_pixels(h, w, px(p, w)).reshape(-1)
                                   for p in range(h * w)])
             leak = (seen & later).nonzero().tolist()
             if leak:
                 # another pixel says more than the pixel itself (which every leak may reach)
-                p, q = (_px(v, w) for v in min(leak, key=lambda pq: pq[0] == pq[1]))
+                p, q = (px(v, w) for v in min(leak, key=lambda pq: pq[0] == pq[1]))
                 if p == q:
                     why = ("the pixel itself. The first layer's horizontal convolution must not "
                            "see the current pixel, and the first layer adds no residual from h "
@@ -634,7 +493,7 @@ class GatedNoBlindSpot(Part):
         for s, (k, layers, h, w) in enumerate(_STACKS):
             seen = _stack_seen(out, s)
             for p in range(h * w):
-                pixel = _px(p, w)
+                pixel = px(p, w)
                 earlier = earlier_pixels(h, w, pixel)
                 field = seen[p].view(h, w) & earlier
                 spot = blind_spot(field, pixel).nonzero()
@@ -668,8 +527,8 @@ class GatedReach(Part):
 
         def mismatches(extra_row: int) -> list[tuple[int, int]]:
             return [(s, p) for s, (k, layers, h, w) in enumerate(_STACKS) for p in range(h * w)
-                    if not torch.equal(fields[s][p].view(h, w) & earlier_pixels(h, w, _px(p, w)),
-                                       _expected_field(k, layers, h, w, _px(p, w), extra_row))]
+                    if not torch.equal(fields[s][p].view(h, w) & earlier_pixels(h, w, px(p, w)),
+                                       _expected_field(k, layers, h, w, px(p, w), extra_row))]
 
         # extra_row 1: the vertical stack covers its own row and is shifted down (the usual
         # layout); 0: it excludes its own row from the first layer on and needs no shift
@@ -679,12 +538,12 @@ class GatedReach(Part):
         extra = min(bad, key=lambda e: len(bad[e]))
 
         def room(sp: tuple[int, int]) -> int:  # an example away from the borders reads best
-            i, j = _px(sp[1], _STACKS[sp[0]][3])
+            i, j = px(sp[1], _STACKS[sp[0]][3])
             return min(i, j, _STACKS[sp[0]][3] - 1 - j)
 
         s, p = max(bad[extra], key=room)
         k, layers, h, w = _STACKS[s]
-        pixel, r, reach = _px(p, w), k // 2, layers * (k // 2)
+        pixel, r, reach = px(p, w), k // 2, layers * (k // 2)
         got = fields[s][p].view(h, w) & earlier_pixels(h, w, pixel)
         want = _expected_field(k, layers, h, w, pixel, extra)
         if not torch.equal(got[pixel[0]], want[pixel[0]]):
@@ -713,7 +572,7 @@ def _probe_attention_mask(ns, include_self: bool) -> dict[str, Tensor]:
     fn, out = student(ns, "causal_attention_mask"), {}
     for n in _ATTN_LENGTHS:
         what = f"causal_attention_mask({n}, include_self={include_self})"
-        mask = _tensor(fn(n, include_self), what)
+        mask = returned(fn(n, include_self), what)
         check_shape(mask, (n, n), what)
         if mask.dtype != torch.bool:
             fail(f"{what} has dtype {mask.dtype}; return a BoolTensor (True = query i may "
@@ -725,7 +584,7 @@ def _probe_attention_mask(ns, include_self: bool) -> dict[str, Tensor]:
 def _judge_attention_mask(out, include_self: bool) -> None:
     for n in _ATTN_LENGTHS:
         want = causal_attention_mask(n, include_self)
-        got = _t(out[f"mask_{n}"]).bool()
+        got = from_np(out[f"mask_{n}"]).bool()
         what = f"causal_attention_mask({n}, include_self={include_self})"
         check_shape(got, (n, n), what)
         wrong = (got != want).nonzero()
@@ -762,10 +621,10 @@ _PARAMS = ("qkv.weight", "qkv.bias", "proj.weight", "proj.bias")
 
 def _attention_case(c: int, case, include_self: bool):
     dim, _, length = case
-    g = _gen(600 + 10 * c + include_self)
-    weights = {"qkv.weight": _draw((3 * dim, dim), g, 0.6), "qkv.bias": _draw((3 * dim,), g, 0.3),
-               "proj.weight": _draw((dim, dim), g, 0.5), "proj.bias": _draw((dim,), g, 0.3)}
-    return weights, _draw((2, length, dim), g, 1.0), _draw((2, length, dim), g, 1.0)
+    g = gen(600 + 10 * c + include_self)
+    weights = {"qkv.weight": draw((3 * dim, dim), g, 0.6), "qkv.bias": draw((3 * dim,), g, 0.3),
+               "proj.weight": draw((dim, dim), g, 0.5), "proj.bias": draw((dim,), g, 0.3)}
+    return weights, draw((2, length, dim), g, 1.0), draw((2, length, dim), g, 1.0)
 
 
 def _attention_call(case, include_self: bool) -> str:
@@ -776,9 +635,9 @@ def _attention_call(case, include_self: bool) -> str:
 def _load_attention(layer, weights: dict[str, Tensor], what: str) -> None:
     for name, value in weights.items():
         owner, pname = name.split(".")
-        sub = _attr(layer, owner, what, f"the contract names it `{owner}`, an nn.Linear "
+        sub = attr(layer, owner, what, f"the contract names it `{owner}`, an nn.Linear "
                     + ("dim -> 3·dim." if owner == "qkv" else "dim -> dim."))
-        _set(_attr(sub, pname, f"{what}.{owner}", "it should be an nn.Linear."), value,
+        set_param(attr(sub, pname, f"{what}.{owner}", "it should be an nn.Linear."), value,
              f"{what}.{name}")
 
 
@@ -815,7 +674,7 @@ def _judge_attention(out, include_self: bool) -> None:
         x = x.clone().requires_grad_(True)
         y = ref(x)
         (y * gout).sum().backward()
-        got = _t(out[f"y_{c}"])
+        got = from_np(out[f"y_{c}"])
         if not include_self:
             check_shape(got, tuple(y.shape), f"{what}(x)")
             first = got[:, 0]
@@ -827,10 +686,10 @@ def _judge_attention(out, include_self: bool) -> None:
             hint += (" Query 0 has no allowed key: give it a zero vector (no NaN from a "
                      "softmax over nothing, in the output or the gradients).")
         check_close(got, y, f"{what}: the output", atol=1e-5, hint=hint)
-        check_close(_t(out[f"gx_{c}"]), x.grad, f"{what}: the gradient with respect to x",
+        check_close(from_np(out[f"gx_{c}"]), x.grad, f"{what}: the gradient with respect to x",
                     atol=1e-5, hint=hint)
         for name in _PARAMS:
-            check_close(_t(out[f"g_{name}_{c}"]), ref.get_parameter(name).grad,
+            check_close(from_np(out[f"g_{name}_{c}"]), ref.get_parameter(name).grad,
                         f"{what}: the gradient of {name}", atol=1e-5, hint=hint)
 
 
@@ -865,8 +724,8 @@ class AttentionCausal(Part):
         cls, out = student(ns, "CausalSelfAttention"), {}
         for c, (dim, heads, length, include_self) in enumerate(_CAUSAL_ATTN):
             layer = cls(dim, heads) if include_self else cls(dim, heads, include_self=False)
-            g = _gen(700 + c)
-            _randomise(layer, g)
+            g = gen(700 + c)
+            randomise(layer, g, vector_std=0.1)
             what = _attention_call((dim, heads, length), include_self)
 
             def call(mod, x, what=what):
@@ -882,7 +741,7 @@ class AttentionCausal(Part):
 
     def judge(self, out):
         for c, (dim, heads, length, include_self) in enumerate(_CAUSAL_ATTN):
-            seen = _t(out[f"seen_{c}"]).bool()
+            seen = from_np(out[f"seen_{c}"]).bool()
             what = _attention_call((dim, heads, length), include_self)
             check_shape(seen, (length, length), "the dependence table")
             leak = (seen & torch.ones(length, length, dtype=torch.bool).triu(1)).nonzero()
@@ -957,7 +816,7 @@ class TrainPixelCNN(Part):
                         f"of shape {tuple(held.shape)} (one Bernoulli logit per pixel)")
         # random images, and held-back real ones: a model that behaves on noise but reads
         # the pixel it predicts on images like the data must not pass
-        noise = torch.randint(0, 2, (_CAUSAL_IMAGES, 1, h, w), generator=_gen(800)).double()
+        noise = torch.randint(0, 2, (_CAUSAL_IMAGES, 1, h, w), generator=gen(800)).double()
         out = {"logits": logits.float()}
         for kind, inputs in (("noise", noise), ("real", held[:_CAUSAL_IMAGES].double())):
             found = dependence(model, inputs, call=lambda mod, x: mod(x.to(_dtype(mod))),
@@ -971,18 +830,18 @@ class TrainPixelCNN(Part):
         later = torch.ones(h * w, h * w, dtype=torch.bool).triu()  # [p, q]: q >= p in raster order
         for kind, inputs in (("noise", "random binary images"),
                              ("real", "held-back images like the training data")):
-            seen = _t(out[f"seen_{kind}"]).bool()
+            seen = from_np(out[f"seen_{kind}"]).bool()
             check_shape(seen, (h * w, h * w), "the dependence table")
             leak = (seen & later).nonzero()
             if len(leak):
-                p, q = (_px(v, w) for v in leak[0].tolist())
+                p, q = (px(v, w) for v in leak[0].tolist())
                 what = "itself" if p == q else f"pixel {q}, which comes later in raster order"
                 fail(f"the trained model is not autoregressive on {inputs}: its logit at pixel "
                      f"{p} changes when the input at {what} changes, so its bits/dim mean "
                      "nothing (0 points). The first masked convolution must be type 'A' (no "
                      "centre tap); later ones type 'B'. (Decided by "
                      f"{Dependence.described(out[f'how_{kind}'])}.)")
-        logits = _t(out["logits"])
+        logits = from_np(out["logits"])
         check_shape(logits, tuple(held.shape), "the logits on the held-back images")
         if not torch.isfinite(logits).all():
             fail("the trained model gives non-finite logits on the held-back images.")
