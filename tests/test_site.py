@@ -83,7 +83,8 @@ def _leading_markdown(nb):
 
 def _widget_notebook(path: Path, monkeypatch) -> str:
     """Notebook 01's title cell (with its Colab badge) and a widget cell carrying the outputs
-    that ``FigureWidget.show`` displays: the static twin (PNG) and the live widget (JSON view).
+    that ``FigureWidget.show`` displays: the static twin (PNG) and the live widget (JSON view),
+after a progress bar (tqdm's widget).
     Returns the twin's base64 PNG."""
     import IPython.display
 
@@ -94,9 +95,13 @@ def _widget_notebook(path: Path, monkeypatch) -> str:
     twin, live = shown
     assert "image/png" in twin and "application/vnd.jupyter.widget-view+json" in live
     source = nbformat.read(ROOT / "notebooks" / "01_histograms.ipynb", as_version=4)
+    progress = {"text/plain": "fit:   0%|          | 0/64 [00:00<?, ?it/s]",  # tqdm's widget
+                "application/vnd.jupyter.widget-view+json": {
+                    "version_major": 2, "version_minor": 0, "model_id": "f" * 32}}
     code = nbformat.v4.new_code_cell(
         "InverseCDFWidget(torch.tensor([0.1, 0.2, 0.3, 0.4]))", execution_count=1,
-        outputs=[nbformat.v4.new_output("display_data", data=bundle) for bundle in shown])
+        outputs=[nbformat.v4.new_output("display_data", data=bundle)
+                 for bundle in [progress, *shown]])
     nb = nbformat.v4.new_notebook(cells=[source.cells[0], code], metadata=source.metadata)
     nbformat.write(nb, path)
     return twin["image/png"]
@@ -105,7 +110,7 @@ def _widget_notebook(path: Path, monkeypatch) -> str:
 def test_site_builds_one_notebook_with_colab_link_and_static_widget(tmp_path, monkeypatch):
     notebook = tmp_path / "01_histograms.ipynb"
     png = _widget_notebook(notebook, monkeypatch)
-    widget_id = nbformat.read(notebook, as_version=4).cells[1].outputs[1]["data"][
+    widget_id = nbformat.read(notebook, as_version=4).cells[1].outputs[2]["data"][
         "application/vnd.jupyter.widget-view+json"]["model_id"]
 
     out = site.build(tmp_path / "site", [notebook], homework=False, guide=False)
@@ -125,6 +130,7 @@ def test_site_builds_one_notebook_with_colab_link_and_static_widget(tmp_path, mo
     assert LIVE_NOTE in html
     assert "widget-view+json" not in html and widget_id not in html
     assert "widget-state+json" not in html and "html-manager" not in html
+    assert "0%|" not in html and "f" * 32 not in html, "a progress bar frozen at 0%"
     # the landing page is the README; its links to notebooks not on this site go to GitHub
     landing = (out / "README.html").read_text()
     assert 'href="notebooks/01_histograms.html"' in landing

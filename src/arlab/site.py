@@ -38,6 +38,9 @@ IMAGES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
 # the target of a Markdown link or image: ](target) or ](target "title")
 _LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# tqdm's notebook bar: a widget whose text is its state when first shown ("  0%|   | 0/64")
+_PROGRESS_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+")
 HOMEWORK_NOTE = (
     "*This page is the assignment's introduction. The exercises are in the starter notebook "
     "[`{path}`]({url}): open it in Colab with the badge above, or locally with `make lab`.*")
@@ -87,8 +90,9 @@ def homework_intro(starter: Path, doc: str, pages: set[str], assets: set[str]):
 
 
 def walkthrough_page(path: Path, doc: str, pages: set[str], assets: set[str]):
-    """A walkthrough notebook as committed, with its outputs; markdown links fixed and the
-    saved widget state dropped (the pages show the widgets' static twins instead)."""
+    """A walkthrough notebook as committed, with its outputs; markdown links fixed, the saved
+    widget state dropped (the pages show the widgets' static twins instead) and so are
+    progress bars (without a kernel they would read "0%" for ever)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -99,7 +103,14 @@ def walkthrough_page(path: Path, doc: str, pages: set[str], assets: set[str]):
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = relink(cell.source, doc, pages, assets)
+        elif cell.cell_type == "code":
+            cell.outputs = [out for out in cell.outputs if not _progress_bar(out)]
     return nb
+
+
+def _progress_bar(output) -> bool:
+    data = output.get("data", {})
+    return WIDGET_VIEW in data and bool(_PROGRESS_BAR.search(data.get("text/plain", "")))
 
 
 def _write(path: Path, text: str | bytes, written: set[Path]) -> None:
