@@ -129,3 +129,23 @@ def test_train_yourself_defaults_to_the_gpu_and_can_be_forced(monkeypatch):
     assert checkpoints.train_yourself() is False
     monkeypatch.setenv(checkpoints.TRAIN_ENV, "1")
     assert checkpoints.train_yourself() is True
+
+
+def test_large_models_are_stored_in_float16_and_record_what_the_stored_weights_give(
+        store, monkeypatch):
+    from arlab.models import MADE
+
+    train, test = _data()
+    monkeypatch.setattr(checkpoints, "HALF_ABOVE", 100)
+    monkeypatch.setenv(checkpoints.MODE_ENV, "write")
+    torch.manual_seed(0)
+    made = MADE((1, 6, 6), levels=2, hidden_sizes=(24,), ordering="random", num_masks=2)
+    fit(made, train, test, epochs=1, batch_size=16, device="cpu", progress=False,
+        checkpoint="nb/made")
+    blob = checkpoints.read("nb/made")
+    assert blob["meta"]["stored_dtype"] == "float16"
+    assert {v.dtype for v in blob["state_dict"].values() if isinstance(v, torch.Tensor)} == {torch.float16}
+    assert any("mask" in k for k in blob["meta"]["rebuilt"]), "MADE's masks come back from its degrees"
+    measured, recorded = checkpoints.check(store / "nb" / "made.pt")
+    assert measured == pytest.approx(recorded, abs=1e-6)
+    assert evaluate(made, test) == pytest.approx(recorded, abs=1e-6), "the notebook goes on with the stored weights"

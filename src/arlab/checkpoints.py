@@ -30,6 +30,7 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
 BUDGET = "cpu"              # the budget the shipped weights are trained at
 MAX_BYTES = 25 * 2 ** 20    # everything under checkpoints/ together
+HALF_ABOVE = 2 ** 20        # float32 bytes above which a checkpoint is stored in float16
 MODE_ENV = "ARLAB_CHECKPOINTS"
 TRAIN_ENV = "ARLAB_TRAIN_YOURSELF"
 
@@ -99,13 +100,15 @@ def load_data(sha: str, like: dict) -> Tensor | tuple[Tensor, Tensor]:
     return data
 
 
-def _shapes(state: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in state.items()}
+def _shapes(state: dict) -> dict[str, tuple[int, ...] | str]:
+    return {k: tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            for k, v in state.items()}
 
 
 def save(name: str, model: nn.Module, history, test, settings: dict) -> Path:
     """Write ``model``'s weights and what is needed to rebuild and judge them."""
     from arlab import budget
+    from arlab.train import evaluate
 
     args, kwargs = getattr(model, "init_args", (None, None))
     if args is None:
@@ -123,9 +126,18 @@ def save(name: str, model: nn.Module, history, test, settings: dict) -> Path:
         "test_nats_per_dim": history.final_test_nats_per_dim,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().clone() if isinstance(v, Tensor) else v   # v: extra state
+             for k, v in model.state_dict().items()}
     meta["rebuilt"] = _rebuilt_buffers(meta, state, model)
     state = {k: v for k, v in state.items() if k not in meta["rebuilt"]}
+    if sum(v.numel() * 4 for v in state.values() if isinstance(v, Tensor)) > HALF_ABOVE:
+        # large models are stored in float16; the number recorded is what the stored weights give
+        state = {k: v.half() if isinstance(v, Tensor) and v.dtype == torch.float32 else v
+                 for k, v in state.items()}
+        _load_into(model, state, meta["rebuilt"])
+        meta["test_nats_per_dim"] = evaluate(model, test, settings.get("eval_batch_size", 256),
+                                             None, settings.get("conditional", False))
+        meta["stored_dtype"] = "float16"
     path = path_of(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -134,14 +146,16 @@ def save(name: str, model: nn.Module, history, test, settings: dict) -> Path:
     return path
 
 
-def _rebuilt_buffers(meta: dict, state: dict[str, Tensor], model: nn.Module) -> list[str]:
-    """Buffers that building the model again reproduces exactly (MADE's masks and degrees,
-    PixelCNN's masks: integers and 0/1, so equality is exact): they are not stored."""
-    buffers = {name for name, _ in model.named_buffers()}
+def _rebuilt_buffers(meta: dict, state: dict, model: nn.Module) -> list[str]:
+    """Buffers that building the model again and loading the rest reproduces exactly (MADE's
+    masks and degrees, PixelCNN's masks: integers and 0/1, so equality is exact): not stored."""
+    buffers = {name for name, _ in model.named_buffers()} & state.keys()
     with torch.random.fork_rng(devices=[]):
-        fresh = build(meta).state_dict()
-    return sorted(k for k in buffers & state.keys()
-                  if k in fresh and fresh[k].shape == state[k].shape and torch.equal(fresh[k], state[k]))
+        fresh = build(meta)
+    fresh.load_state_dict({k: v for k, v in state.items() if k not in buffers}, strict=False)
+    again = fresh.state_dict()
+    return sorted(k for k in buffers if k in again and again[k].shape == state[k].shape
+                  and torch.equal(again[k], state[k]))
 
 
 def _load_into(model: nn.Module, state: dict[str, Tensor], rebuilt: list[str]) -> None:
@@ -164,8 +178,8 @@ def build(meta: dict) -> nn.Module:
 
 def tolerance(value: float, device: torch.device) -> float:
     """How far a re-evaluation may fall from the recorded test nats/dim: float32 rounding on
-    another CPU moves it by ~1e-7; CUDA's TF32 convolutions by ~1e-4."""
-    return (1e-3 if device.type == "cuda" else 2e-5) * max(1.0, abs(value))
+    another CPU moves it by ~1e-7; a GPU's kernels (CUDA's TF32 convolutions) by ~1e-4."""
+    return (2e-5 if device.type == "cpu" else 1e-3) * max(1.0, abs(value))
 
 
 def try_load(name: str, model: nn.Module, test, *, device, conditional: bool,
