@@ -22,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from arlab.grading import homework
 from benchmarks.common import Record, command_line, fmt, table
 from benchmarks.mutation_equivalent import EQUIVALENT
 from benchmarks.mutation_exec import ROOT, Verdict, judge, visible_tests, walk
 from benchmarks.mutation_gen import Mutant, by_hand, mutants
 from benchmarks.mutation_hand import HAND
 
-ASSIGNMENTS = ("hw1_foundations", "hw2_masked_models", "hw3_pixel_models")
+ASSIGNMENTS = tuple(homework.ASSIGNMENTS)  # the registry's assignments, in its order
 TIMEOUT = 60.0        # seconds per mutant under ARLAB_BUDGET=smoke
 SLACK = 4.0           # ... and at least this many times the control's time (a loaded machine)
 DETAIL = ROOT / "build" / "mutation.json"

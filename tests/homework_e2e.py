@@ -53,7 +53,7 @@ class Homework:
     def check_parts(self, exercises: list[str]) -> None:
         """Every test cell has its part with its points, of the right exercise, and every
         exercise has a registered reference."""
-        from arlab.grading.parts import PARTS, REFERENCES
+        from arlab.grading.homework import PARTS, REFERENCES
 
         assert sorted(self.our_cells) == sorted(self.test_points)
         for cell in self.our_cells:
@@ -68,7 +68,7 @@ def failures(ns: dict, cells: list[str]) -> dict[str, str]:
     """Test cell -> the GradingError message, for each of ``cells`` whose part fails on the
     namespace ``ns`` (graded as a hidden test cell grades it)."""
     from arlab.grading.checks import GradingError
-    from arlab.grading.parts import grade
+    from arlab.grading import grade
 
     found = {}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -87,9 +87,9 @@ def fixture(hw: str, name: str) -> ModuleType:
     return module
 
 
-def load(hw: str, module: ModuleType) -> Homework:
-    """``hw``'s solution notebook and fixtures; ``module`` is its grading module."""
-    from arlab.grading.parts import PARTS
+def load(hw: str) -> Homework:
+    """``hw``'s solution notebook and fixtures, and the test cells its table grades."""
+    from arlab.grading.homework import ASSIGNMENTS
 
     notebook = read_notebook(ROOT / "solutions" / hw / f"{hw}.ipynb")
     cells = {c.metadata.nbgrader["grade_id"]: c for c in notebook.cells
@@ -99,7 +99,7 @@ def load(hw: str, module: ModuleType) -> Homework:
         notebook, cells,
         {gid: float(c.metadata.nbgrader["points"]) for gid, c in cells.items()
          if contract.is_test(c)},
-        [cell for cell, part in PARTS.items() if part.__module__ == module.__name__],
+        list(ASSIGNMENTS[hw].parts),
         bugs.BUGS, bugs.COMBINED, fixture(hw, "different").DIFFERENT)
 
 

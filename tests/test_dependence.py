@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import io
 import re
 
@@ -18,10 +17,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import arlab.grading.homework  # noqa: F401  (registers every part and reference)
 from arlab.grading import contract
 from arlab.grading.checks import GradingError, check_causal
-from arlab.grading.parts import PARTS
+from arlab.grading.homework import PARTS
 from arlab.receptive import Dependence, dependence, positions
 from homework_e2e import code, failures, load
 
@@ -205,7 +203,7 @@ ATTACKS = {  # exercise -> (assignment, build(leak, a correct answer), message o
 def _answered(assignment: str, exercise: str) -> tuple[dict, object]:
     """The solution notebook's given and answer cells run (no tests), then the exercise's
     correct answer written differently (a fixture): its namespace and that answer."""
-    h = load(assignment, importlib.import_module(f"arlab.grading.homework.{assignment}"))
+    h = load(assignment)
     ns: dict = {"__name__": "__main__"}
     with contextlib.redirect_stdout(io.StringIO()):
         for gid, cell in h.cells.items():

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from arlab.grading.checks import GradingError, check_close
-from arlab.grading.parts import PARTS, REFERENCES, Part, grade, run_probe, student, to_arrays
+from arlab.grading.parts import Assignment, Exercise, Part, run, run_probe, student, to_arrays
+from arlab.grading.references import REFERENCES
 
 
 class _Square(Part):
@@ -23,6 +24,11 @@ class _Square(Part):
 
 
 REFERENCES["square"] = lambda x: x ** 2
+DEMO = Assignment("demo", (Exercise("square_plus", 2, (_Square(),)),))
+
+
+def grade(cell, ns):
+    return run(DEMO.parts[cell], ns)
 
 
 def test_grade_passes_with_the_reference_swapped_in(capsys):
@@ -42,7 +48,7 @@ def test_wrong_answer_and_raising_answer_are_explained():
     with pytest.raises(GradingError, match="square_plus raised ValueError: boom"):
         grade("test_square_plus_demo", ns)
     with pytest.raises(GradingError, match="square_plus is not defined"):
-        run_probe(PARTS["test_square_plus_demo"], {"square_plus_typo": 1} | {})  # noqa
+        run_probe(DEMO.parts["test_square_plus_demo"], {"square_plus_typo": 1} | {})  # noqa
 
 
 def test_to_arrays_refuses_objects_and_keeps_numbers():
@@ -56,4 +62,25 @@ def test_to_arrays_refuses_objects_and_keeps_numbers():
 
 def test_a_cell_is_claimed_once():
     with pytest.raises(ValueError, match="two parts claim"):
-        type("Again", (Part,), {"exercise": "x", "cell": "test_square_plus_demo", "points": 1})
+        Assignment("demo", (Exercise("square_plus", 4, (_Square(), _Square())),))
+
+
+def test_a_table_row_holds_its_own_parts_and_points():
+    with pytest.raises(ValueError, match="give 2 points, the table 3"):
+        Assignment("demo", (Exercise("square_plus", 3, (_Square(),)),))
+    with pytest.raises(ValueError, match="grades 'square_plus', listed under 'square'"):
+        Assignment("demo", (Exercise("square", 2, (_Square(),)),))
+
+
+def test_the_registry_lists_each_assignment_once_and_each_cell_once():
+    from arlab.grading import homework
+
+    assert list(homework.ASSIGNMENTS) == ["hw1_foundations", "hw2_masked_models",
+                                          "hw3_pixel_models"]
+    cells = [c for table in homework.ASSIGNMENTS.values() for c in table.parts]
+    assert len(cells) == len(set(cells)) == len(homework.PARTS)
+    assert homework.parts_for("hw1_foundations", {"test_histogram_probs", "test_MADE"}) == \
+        {"test_histogram_probs": homework.PARTS["test_histogram_probs"]}
+    assert homework.parts_for("not_an_assignment", set(cells)) == {}
+    with pytest.raises(KeyError, match="no assignment's table grades"):
+        homework.grade("test_square_plus_demo", {})

@@ -19,7 +19,8 @@ from arlab.grading.checks import GradingError, all_configs, check_causal, check_
 from arlab.grading.homework import hw1_foundations as hw
 from arlab.grading.imports import refusals
 import arlab.grading.parts as parts
-from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe
+from arlab.grading.homework import PARTS, REFERENCES, grade
+from arlab.grading.parts import run_probe
 from arlab.grading.probes import randomise
 from arlab.models.logistic import dlogistic_mixture_log_prob
 from homework_e2e import check_end_to_end, code, expected_points, load, solution_answers
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ["histogram_probs", "inverse_cdf_sample", "dlogistic_mixture_log_prob",
              "bits_per_dim", "TwoVariableModel", "CoordinateRNN", "train_two_variable"]
 TRAIN_CELL = "test_train_two_variable"
-H = load(HW, hw)
+H = load(HW)
 NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
 BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
 failures, public_failures = H.failures, H.public_failures

@@ -16,7 +16,8 @@ import torch
 from arlab.grading import contract
 from arlab.grading.checks import GradingError, check_causal, check_normalised
 from arlab.grading.imports import refusals
-from arlab.grading.parts import PARTS, REFERENCES, grade, run_probe, swapped
+from arlab.grading.homework import PARTS, REFERENCES, grade
+from arlab.grading.parts import run_probe, swapped
 from arlab.grading.homework import hw2_masked_models as hw
 from arlab.models.made import made_degrees, made_masks
 from arlab.models.wavenet import CausalConv1d, count_positions
@@ -26,7 +27,7 @@ HW = "hw2_masked_models"
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ["made_masks", "MaskedLinear", "MADE", "CausalConv1d", "wavenet_receptive_field",
              "GatedResidualBlock", "fast_generate"]
-H = load(HW, hw)
+H = load(HW)
 NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
 BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
 failures = H.failures

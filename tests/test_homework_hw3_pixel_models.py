@@ -19,7 +19,8 @@ from arlab.grading import contract
 from arlab.grading.checks import GradingError
 from arlab.grading.homework import hw3_pixel_models as hw
 from arlab.grading.imports import refusals
-from arlab.grading.parts import PARTS, grade, run_probe
+from arlab.grading.homework import PARTS, grade
+from arlab.grading.parts import run_probe
 from arlab.models.gated_pixelcnn import GatedPixelCNNLayer
 from arlab.receptive import masked_conv_stack_receptive_field, pixel_map, receptive_field
 from homework_e2e import check_end_to_end, code, expected_points, load, solution_answers
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ["pixelcnn_mask", "MaskedConv2d", "receptive_field_map", "GatedPixelCNNLayer",
              "causal_attention_mask", "CausalSelfAttention", "train_pixelcnn"]
 TRAIN_CELL = "test_train_pixelcnn"
-H = load(HW, hw)
+H = load(HW)
 NOTEBOOK, CELLS, TEST_POINTS, OUR_CELLS = H.notebook, H.cells, H.test_points, H.our_cells
 BUGS, COMBINED, DIFFERENT = H.bugs, H.combined, H.different
 failures, public_failures = H.failures, H.public_failures

@@ -6,8 +6,8 @@ A hidden test cell calls ``from arlab.grading import grade; grade("test_x", glob
 
 
 def grade(cell, ns):
-    """Run the graded part of test cell ``cell`` on the notebook namespace ``ns`` (see
-    :mod:`arlab.grading.parts`)."""
-    from arlab.grading.parts import grade as run
+    """Run the graded part of test cell ``cell`` on the notebook namespace ``ns`` (the part
+    that an assignment's table in :mod:`arlab.grading.homework` lists for it)."""
+    from arlab.grading.homework import grade as run
 
     return run(cell, ns)

@@ -6,11 +6,17 @@
   the same seeds, never taken from the student's side) and raises :class:`GradingError` with
   a message the student can act on.
 
+Each assignment declares its parts as data: one :class:`Assignment` table of
+:class:`Exercise` rows (name, points, the parts that grade it), listed explicitly in the
+registry :mod:`arlab.grading.homework`. Nothing registers itself on import, and this module
+never imports the assignments.
+
 In a notebook, a hidden test cell calls ``arlab.grading.grade("test_made_masks", globals())``,
-which runs both halves in the student's kernel. The trusted grader runs ``probe`` in a
-sandbox, carries the arrays out in a format that cannot hold code, and runs ``judge`` in a
-process that never ran student code. Earlier exercises that a part ``uses`` are replaced by
-their reference versions while it probes, so one bug is charged once.
+which looks the part up in the registry and runs both halves in the student's kernel
+(:func:`run`). The trusted grader runs ``probe`` in a sandbox, carries the arrays out in a
+format that cannot hold code, and runs ``judge`` in a process that never ran student code.
+Earlier exercises that a part ``uses`` are replaced by their reference versions while it
+probes, so one bug is charged once.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import threading
 import traceback
 import types
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,29 +39,67 @@ from arlab.grading.checks import GradingError
 from arlab.grading.references import REFERENCES
 
 _ARLAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../arlab
-PARTS: dict[str, "Part"] = {}  # test cell grade id -> part
 
 
 class Part:
-    """One hidden test cell. Subclasses set the class attributes and both halves."""
+    """One hidden test cell. Subclasses set the class attributes and both halves; an
+    assignment's table lists an instance of each."""
 
     exercise: ClassVar[str]          # the answer cell's grade id (the name it defines)
     cell: ClassVar[str]              # the test cell's grade id: test_<exercise>[_k]
     points: ClassVar[float]
     uses: ClassVar[tuple[str, ...]] = ()   # earlier exercises swapped for their references
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "cell" in cls.__dict__:
-            if cls.cell in PARTS:
-                raise ValueError(f"two parts claim test cell {cls.cell!r}")
-            PARTS[cls.cell] = cls()
-
     def probe(self, ns: Mapping[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
     def judge(self, out: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One row of an assignment's table: the exercise (its answer cell's grade id), its
+    points, and the parts (one per test cell) that grade it."""
+
+    name: str
+    points: float
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One assignment's grading, declared as data: its exercises in notebook order. Checked
+    when built: each part belongs to its row, a row's parts add up to its points, and no two
+    parts claim one test cell."""
+
+    name: str
+    exercises: tuple[Exercise, ...]
+
+    def __post_init__(self):
+        cells: set[str] = set()
+        for row in self.exercises:
+            for part in row.parts:
+                if part.exercise != row.name:
+                    raise ValueError(f"{self.name}: the part of {part.cell!r} grades "
+                                     f"{part.exercise!r}, listed under {row.name!r}")
+                if part.cell in cells:
+                    raise ValueError(f"{self.name}: two parts claim test cell {part.cell!r}")
+                cells.add(part.cell)
+            total = sum(part.points for part in row.parts)
+            if total != row.points:
+                raise ValueError(f"{self.name}.{row.name}: its parts give {total:g} points, "
+                                 f"the table {row.points:g}")
+
+    @property
+    def parts(self) -> dict[str, Part]:
+        """Test cell -> its part, in table order."""
+        return {part.cell: part for row in self.exercises for part in row.parts}
+
+    @property
+    def points(self) -> dict[str, float]:
+        """Exercise -> points, in table order."""
+        return {row.name: row.points for row in self.exercises}
 
 
 def delegate(probe: Callable[..., dict[str, Any]], judge: Callable[..., None],
@@ -214,19 +259,9 @@ def run_probe(part: Part, ns: MutableMapping[str, Any]) -> dict[str, np.ndarray]
         raise GradingError(f"{part.exercise} raised {type(err).__name__}: {err}{where}") from None
 
 
-def grade(cell: str, ns: MutableMapping[str, Any]) -> float:
-    """Run the part of test cell ``cell`` against the notebook namespace ``ns``.
-
-    Raises GradingError on failure; returns the points on success."""
-    part = PARTS.get(cell) or _load(cell)
+def run(part: Part, ns: MutableMapping[str, Any]) -> float:
+    """Both halves of ``part`` against the notebook namespace ``ns`` (what a hidden test cell
+    does). Raises GradingError on failure; returns the points on success."""
     part.judge(run_probe(part, ns))
-    print(f"{cell}: passed ({part.points:g} point{'s' if part.points != 1 else ''})")
+    print(f"{part.cell}: passed ({part.points:g} point{'s' if part.points != 1 else ''})")
     return part.points
-
-
-def _load(cell: str) -> Part:
-    import arlab.grading.homework  # noqa: F401  (registers every part)
-
-    if cell not in PARTS:
-        raise KeyError(f"no graded part is registered for test cell {cell!r}")
-    return PARTS[cell]

@@ -50,8 +50,8 @@ def collect(ns: dict, parts: list[str], out: Path, timeout: int) -> None:
     ``out``. Used here and, at the end of the graded notebook, in the graded kernel."""
     import numpy as np
 
-    from arlab.grading import homework  # noqa: F401  (registers every part)
-    from arlab.grading.parts import PARTS, run_probe
+    from arlab.grading.homework import PARTS
+    from arlab.grading.parts import run_probe
 
     arrays, errors = {}, {}
     for cell in parts:

@@ -1,5 +1,5 @@
 """The trusted half of black-box grading, run by the parent (a process that never runs
-student code): which test cells have a registered part, the cell list the probe run gets,
+student code): which test cells the assignment's table grades, the cell list the probe run gets,
 and the judging of the arrays the probe run left.
 
 The in-kernel nbgrader run can be fooled by the student's own code (it runs the tests in the
@@ -27,13 +27,11 @@ class Verdict:
 
 
 def parts_for(assignment: str, test_cells: set[str]) -> dict[str, object]:
-    """Test cell -> registered :class:`~arlab.grading.parts.Part`, for the cells of
-    ``assignment`` (a part counts only when its module is the assignment's)."""
-    from arlab.grading import homework  # noqa: F401  (registers every part)
-    from arlab.grading.parts import PARTS
+    """Test cell -> :class:`~arlab.grading.parts.Part`, for the cells of ``test_cells`` that
+    ``assignment``'s table (in the registry :mod:`arlab.grading.homework`) grades."""
+    from arlab.grading import homework
 
-    return {cell: part for cell, part in PARTS.items()
-            if cell in test_cells and part.__module__.rsplit(".", 1)[-1] == assignment}
+    return homework.parts_for(assignment, test_cells)
 
 
 def probe_cells(submitted, source, tests: set[str], locked: set[str]) -> list[str]:

@@ -1,13 +1,7 @@
-"""hw1_foundations (walkthrough 01–04): the graded parts and the references of histograms,
-inverse-CDF sampling, discretised logistic mixtures, bits per dimension, the two-variable
-chain-rule model and the raster-scan RNN.
-
-References in the homework's signatures are registered in ``REFERENCES``: the library's
-``histogram_probs``, ``inverse_cdf_sample``, ``dlogistic_mixture_log_prob`` and
-``bits_per_dim`` as they are, and thin homework-face versions of ``TwoVariableModel`` (the
-library's :class:`~arlab.models.two_variable.TwoVariable`), ``CoordinateRNN`` (a
-:class:`~arlab.models.rnn.PixelRNN` with one Bernoulli logit per pixel) and
-``train_two_variable``.
+"""hw1_foundations (walkthrough 01–04): the graded parts of histograms, inverse-CDF sampling,
+discretised logistic mixtures, bits per dimension, the two-variable chain-rule model and the
+raster-scan RNN, and the assignment's ``TABLE`` (exercise, points, parts). The references
+they are judged against are in :mod:`arlab.grading.references`.
 
 The contract leaves the layout of both models free, so they are judged by behaviour: the
 grader enumerates every input of a tiny problem (normalisation), perturbs one pixel at a time
@@ -28,7 +22,7 @@ from torch import Tensor, nn
 
 from arlab.data import smiley_2d
 from arlab.grading.checks import all_configs, check_close, check_shape, fail
-from arlab.grading.parts import Part, delegate, student
+from arlab.grading.parts import Assignment, Exercise, Part, delegate, student
 from arlab.grading.probes import from_np, gen, randomise, returned
 from arlab.grading.references import CoordinateRNN, TwoVariableModel, train_two_variable
 from arlab.models.histogram import histogram_probs, inverse_cdf_sample
@@ -916,3 +910,24 @@ class TrainTwoVariable(Part):
 
 
 __all__ = ["TwoVariableModel", "CoordinateRNN", "train_two_variable", "held_out_nll"]
+
+
+# =============================================================================================
+# The assignment as data: exercise, points, the parts (one per hidden test cell) that grade it
+# =============================================================================================
+
+TABLE = Assignment("hw1_foundations", (
+    Exercise("histogram_probs", 2, (HistogramCounts(), HistogramSmoothed())),
+    Exercise("inverse_cdf_sample", 3, (
+        InverseCdfRandom(), InverseCdfEdges(), InverseCdfRounding()
+    )),
+    Exercise("dlogistic_mixture_log_prob", 4, (
+        LogisticInterior(), LogisticEdges(), LogisticExtremes()
+    )),
+    Exercise("bits_per_dim", 1, (BitsPerDim(),)),
+    Exercise("TwoVariableModel", 3, (
+        TwoVariableNormalised(), TwoVariableConditional(), TwoVariableMarginal()
+    )),
+    Exercise("CoordinateRNN", 4, (RNNNormalised(), RNNCausal(), RNNCoordinates())),
+    Exercise("train_two_variable", 3, (TrainTwoVariable(),)),
+))

@@ -1,12 +1,7 @@
-"""hw2_masked_models (walkthrough 05–06): the graded parts and the references of MADE and
-WaveNet.
-
-References in the homework's signatures are registered in ``REFERENCES``: the library's
-``made_masks``, ``MaskedLinear``, ``CausalConv1d``, ``wavenet_receptive_field`` and
-``GatedResidualBlock`` as they are, and thin homework-face versions of ``MADE`` (built on the
-layer layout of the notebook's given ``MADEBase``) and ``fast_generate`` (for the notebook's
-given ``TinyWaveNet``). :class:`TinyWaveNet` and :func:`naive_generate` here are the twins of
-the notebook's given code, so a judge can rebuild what the student's code ran on.
+"""hw2_masked_models (walkthrough 05–06): the graded parts of MADE and WaveNet, and the
+assignment's ``TABLE`` (exercise, points, parts). The references (``MADE``, ``fast_generate``)
+and the twins of the notebook's given code (``TinyWaveNet``, ``naive_generate``) are in
+:mod:`arlab.grading.references`.
 
 Every part draws its inputs and weights from fixed seeds; ``probe`` runs the student's code
 and returns arrays, ``judge`` recomputes the reference from the same seeds.
@@ -22,9 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from arlab.grading.checks import GradingError, check_close, check_shape, fail
-from arlab.grading.parts import Part, delegate, student
+from arlab.grading.parts import Assignment, Exercise, Part, delegate, student
 from arlab.grading.probes import attr, draw, from_np, gen, set_param
-from arlab.grading.references import MADE, TinyWaveNet, bernoulli_log_prob, fast_generate, naive_generate
+from arlab.grading.references import (MADE, TinyWaveNet, bernoulli_log_prob, fast_generate,
+                                       naive_generate)
 from arlab.models.made import MaskedLinear, made_degrees, made_masks
 from arlab.models.wavenet import CausalConv1d, GatedResidualBlock, wavenet_receptive_field
 from arlab.receptive import Dependence, dependence
@@ -770,3 +766,18 @@ class FastGenerateCaches(Part):
 
 
 __all__ = ["MADE", "TinyWaveNet", "naive_generate", "fast_generate"]
+
+
+# =============================================================================================
+# The assignment as data: exercise, points, the parts (one per hidden test cell) that grade it
+# =============================================================================================
+
+TABLE = Assignment("hw2_masked_models", (
+    Exercise("made_masks", 4, (MadeMasksHidden(), MadeMasksOutput())),
+    Exercise("MaskedLinear", 2, (MaskedLinearForward(), MaskedLinearKeepsWeight())),
+    Exercise("MADE", 4, (MadeLogits(), MadeCausal(), MadeLogProb())),
+    Exercise("CausalConv1d", 3, (CausalConvCurrent(), CausalConvShifted())),
+    Exercise("wavenet_receptive_field", 2, (ReceptiveField(),)),
+    Exercise("GatedResidualBlock", 3, (GatedBlockResidual(), GatedBlockSkip())),
+    Exercise("fast_generate", 4, (FastGenerateSamples(), FastGenerateCaches())),
+))

@@ -1,12 +1,7 @@
-"""hw3_pixel_models (walkthrough 07–10): the graded parts and the references of PixelCNN, the
-gated PixelCNN and PixelSNAIL's attention.
-
-References in the homework's signatures are registered in ``REFERENCES``: the library's
-``pixelcnn_mask``, ``MaskedConv2d``, ``GatedPixelCNNLayer``, ``causal_attention_mask`` and
-``CausalSelfAttention`` as they are, and thin homework-face versions of
-``receptive_field_map`` (float64 gradients, as :mod:`arlab.receptive` decides dependence) and
-``train_pixelcnn`` (a small PixelCNN built from the library's masked convolutions).
-:class:`GatedStack` is the twin of the notebook's given stack around the student's layer.
+"""hw3_pixel_models (walkthrough 07–10): the graded parts of PixelCNN, the gated PixelCNN and
+PixelSNAIL's attention, and the assignment's ``TABLE`` (exercise, points, parts). The
+references (``receptive_field_map``, ``train_pixelcnn``) and the twin of the notebook's given
+stack (``GatedStack``) are in :mod:`arlab.grading.references`.
 
 Every part draws its inputs and weights from fixed seeds; ``probe`` runs the student's code
 and returns arrays, ``judge`` recomputes what is expected from the same seeds. The gated layer
@@ -23,7 +18,7 @@ from torch import Tensor, nn
 
 from arlab.data import shapes
 from arlab.grading.checks import check_close, check_shape, fail
-from arlab.grading.parts import Part, delegate, student
+from arlab.grading.parts import Assignment, Exercise, Part, delegate, student
 from arlab.grading.probes import attr, draw, from_np, gen, px, randomise, returned, set_param
 from arlab.grading.references import GatedStack, TinyPixelCNN, receptive_field_map, train_pixelcnn
 from arlab.models.gated_pixelcnn import GatedPixelCNN
@@ -856,3 +851,20 @@ class TrainPixelCNN(Part):
 
 __all__ = ["receptive_field_map", "train_pixelcnn", "TinyPixelCNN", "GatedStack",
            "held_out_bits_per_dim"]
+
+
+# =============================================================================================
+# The assignment as data: exercise, points, the parts (one per hidden test cell) that grade it
+# =============================================================================================
+
+TABLE = Assignment("hw3_pixel_models", (
+    Exercise("pixelcnn_mask", 4, (MaskOffCentre(), MaskCentre())),
+    Exercise("MaskedConv2d", 2, (MaskedConvOutput(), MaskedConvKeepsWeight())),
+    Exercise("receptive_field_map", 3, (FieldGrey(), FieldChannels())),
+    Exercise("GatedPixelCNNLayer", 5, (GatedCausal(), GatedNoBlindSpot(), GatedReach())),
+    Exercise("causal_attention_mask", 2, (AttentionMaskSelf(), AttentionMaskStrict())),
+    Exercise("CausalSelfAttention", 4, (
+        AttentionWithSelf(), AttentionWithoutSelf(), AttentionCausal()
+    )),
+    Exercise("train_pixelcnn", 3, (TrainPixelCNN(),)),
+))
