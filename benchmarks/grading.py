@@ -39,7 +39,7 @@ def _course(tmp: Path, assignment: str, copies: int):
 
 def main(quick: bool = False, device: str = "cpu", command: str = "") -> Record:
     """``device`` is recorded only: grading runs the kernels on the CPU."""
-    from arlab.grading.autograde import autograde
+    from arlab.grading.autograde import Settings, autograde
 
     rec = Record("grading", command, notes=f"device {device}; seconds per submission (wall "
                  "time / submissions); copies of the solution, 2 per worker, after a warm-up")
@@ -51,13 +51,15 @@ def main(quick: bool = False, device: str = "cpu", command: str = "") -> Record:
             if not quick:  # a first run pays for cold caches (imports, concurrent kernels)
                 with tempfile.TemporaryDirectory(prefix="arlab-bench-grading-") as tmp:
                     autograde(_course(Path(tmp), assignment, workers), assignment,
-                              workers=workers, report=lambda line: None)
+                              Settings(workers=workers), report=lambda line: None)
             for trusted in (True, False):
                 with tempfile.TemporaryDirectory(prefix="arlab-bench-grading-") as tmp:
                     course = _course(Path(tmp), assignment, copies)
                     start = time.perf_counter()
-                    results = autograde(course, assignment, workers=workers, wall_seconds=900,
-                                        trusted_grading=trusted, report=lambda line: None)
+                    results = autograde(course, assignment,
+                                        Settings(workers=workers, wall_seconds=900,
+                                                 trusted_grading=trusted),
+                                        report=lambda line: None)
                     seconds = (time.perf_counter() - start) / copies
                 full = sum(r.total == r.max_total for r in results)
                 mode = "trusted" if trusted else "in_kernel"

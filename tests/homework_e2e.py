@@ -131,7 +131,7 @@ def check_end_to_end(tmp_path: Path, hw: str, cells: dict, test_points: dict[str
     """Release ``hw``, grade the solution, the untouched starter, one submission with a bug in
     every exercise and a correct one written differently in ONE autograde run, and check the
     exported points exactly (the swap rule keeps the bugs' costs separate)."""
-    from arlab.grading.autograde import autograde
+    from arlab.grading.autograde import Settings, autograde
     from arlab.grading.release import release
     from arlab.grading.reports import export
 
@@ -149,7 +149,8 @@ def check_end_to_end(tmp_path: Path, hw: str, cells: dict, test_points: dict[str
                 cell.source = answers[contract.grade_id(cell)].strip("\n")
         write_notebook(nb, course.submitted(student, hw) / f"{hw}.ipynb")
 
-    results = autograde(course, hw, workers=2, wall_seconds=600, report=lambda line: None)
+    results = autograde(course, hw, Settings(workers=2, wall_seconds=600),
+                        report=lambda line: None)
     reasons = {r.student: r.reasons for r in results}
     export(course, hw, tmp_path / "grades.csv")
     with open(tmp_path / "grades.csv", newline="") as fh:

@@ -154,3 +154,15 @@ def test_the_cycle_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
+
+def test_no_function_of_autograde_takes_more_than_five_parameters():
+    tree = ast.parse((GRADING / "autograde.py").read_text(encoding="utf-8"))
+    wide = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = node.args
+            count = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) + \
+                (a.vararg is not None) + (a.kwarg is not None)
+            if count > 5:
+                wide.append(f"{node.name} ({count})")
+    assert wide == []

@@ -131,7 +131,7 @@ def test_probe_cells_take_given_code_from_the_source_and_skip_tests():
 @pytest.mark.skipif(not confine.is_root(), reason="the full sandbox needs root (namespaces)")
 @pytest.mark.grading_e2e
 def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
-    from arlab.grading.autograde import autograde
+    from arlab.grading.autograde import Settings, autograde
     from arlab.grading.release import release
     from arlab.grading.reports import export
 
@@ -164,8 +164,8 @@ def test_hostile_submissions_earn_nothing_and_leave_the_others_alone(tmp_path):
 
     lines: list[str] = []
     results = {r.student: r for r in autograde(
-        course, HW, workers=2, wall_seconds=240, memory_mb=6144, cell_timeout=30,
-        max_processes=100, report=lines.append)}
+        course, HW, Settings(workers=2, wall_seconds=240, memory_mb=6144, cell_timeout=30,
+                             max_processes=100), report=lines.append)}
     export(course, HW, tmp_path / "grades.csv")
     with open(tmp_path / "grades.csv", newline="") as fh:
         rows = {row["student"]: row for row in csv.DictReader(fh)}
@@ -253,14 +253,15 @@ def test_probes_run_in_the_graded_kernel_and_again_only_where_it_died(tmp_path, 
     separate = []
     run_probes = grading._run_probes
 
-    def spy(course, assignment, student, *args, **kwargs):
-        found, why = run_probes(course, assignment, student, *args, **kwargs)
+    def spy(run, student, *args, **kwargs):
+        found, why = run_probes(run, student, *args, **kwargs)
         separate.extend((student, name) for name in found)
         return found, why
 
     monkeypatch.setattr(grading, "_run_probes", spy)
     results = {r.student: r for r in grading.autograde(
-        course, HW, workers=2, wall_seconds=240, cell_timeout=60, report=lambda line: None)}
+        course, HW, grading.Settings(workers=2, wall_seconds=240, cell_timeout=60),
+        report=lambda line: None)}
     full = sum(HW2._expected([]).values())
     for student in ("solution", "dies"):
         assert results[student].total == full, (student, results[student].reasons)

@@ -10,7 +10,7 @@ limits, the stderr rule and the reference-import rule itself, scores every grade
 points of the REAL gradebook, and writes scores, comments and the notebook into the course.
 The throwaway gradebook's scores are never read: the student's code could have written them.
 
-Trusted points: where the assignment registers graded parts (``arlab.grading.parts``), each
+Trusted points: where the assignment's table (``arlab.grading.homework``) lists parts, each
 part's ``probe`` runs on the student's definitions: in a last cell the graded kernel runs after
 the notebook, or, where that kernel did not get there, in a second sandboxed run of the
 submission's code without the test cells. The arrays come back as ``.npz`` and this process
@@ -191,16 +191,26 @@ def _rebuild(progress_dir: Path, name: str, reason: str):
     return nb, where
 
 
-def _graded_notebook(path: Path, progress: Path, name: str, ended: sandbox.Ended,
-                     why: str, log: Path) -> tuple[object, str]:
+@dataclass(frozen=True)
+class _Ending:
+    """How a submission's graded run ended, and where its records are."""
+
+    ended: sandbox.Ended
+    why: str          # why grading did not finish ("" when it did)
+    progress: Path    # the progress records of the killed run
+    log: Path
+
+
+def _graded_notebook(path: Path, name: str, ending: _Ending) -> tuple[object, str]:
     """The graded notebook and, when grading did not finish, why (with where it was cut)."""
-    if ended.ok and path.exists():
+    why = ending.why
+    if ending.ended.ok and path.exists():
         try:
             return read_notebook(path), ""
         except Exception:  # noqa: BLE001 - a mangled file is graded as a failed run
             why = "the graded notebook could not be read"
-    why = why or f"nbgrader could not grade it: {_log_tail(log)}"
-    nb, where = _rebuild(progress, name, why)
+    why = why or f"nbgrader could not grade it: {_log_tail(ending.log)}"
+    nb, where = _rebuild(ending.progress, name, why)
     if nb is None:
         return None, (f"{name}: {why} (nothing ran; run `arlab-grade check` and look at the "
                       "notebook)")
@@ -239,40 +249,59 @@ def exposed_paths() -> tuple[str, ...]:
     return tuple(sorted(p for p in found if os.path.isdir(p)))
 
 
-def _sandboxed(box: Path, course_dir: Path, kind: str, assignment: str, student: str,
-               env: dict[str, str], log: Path, limits: Limits, hide: tuple[str, ...],
-               spec: str = "") -> sandbox.Ended:
-    job = sandbox.Job(course=str(course_dir), assignment=assignment, student=student, env=env,
-                      log=str(log), wall_seconds=limits.wall_seconds, kind=kind,
-                      box=str(box), hide=hide, fsize_mb=limits.max_file_mb,
-                      nproc=limits.max_processes, memory_mb=limits.memory_mb,
-                      probe_spec=spec, expose=exposed_paths(), isolate=limits.isolate)
+@dataclass(frozen=True)
+class _Run:
+    """What every submission of one autograde run shares."""
+
+    course: Course
+    assignment: str
+    defs: Definitions
+    limits: Limits
+    parts: dict[str, dict[str, object]]   # notebook -> test cell -> part
+    work: Path                            # the run's temporary folder
+    template: Path                        # the throwaway course every submission starts from
+    hide: tuple[str, ...]
+    workers: int
+    output_limits: tuple[int, int]        # max_chars, max_data_chars of one cell's outputs
+
+
+def _sandboxed(run: _Run, student: str, kind: str, box: Path, **where) -> sandbox.Ended:
+    """One sandboxed run of ``student``'s submission (``kind``: nbgrader's autograde, or the
+    probe run) in ``box``, under the run's limits; ``where``: the job's ``course``, ``env``,
+    ``log`` and ``probe_spec`` (see :class:`arlab.grading.sandbox.Job`)."""
+    limits = run.limits
+    job = sandbox.Job(assignment=run.assignment, student=student, kind=kind, box=str(box),
+                      wall_seconds=limits.wall_seconds, hide=run.hide,
+                      fsize_mb=limits.max_file_mb, nproc=limits.max_processes,
+                      memory_mb=limits.memory_mb, expose=exposed_paths(),
+                      isolate=limits.isolate, **where)
     return sandbox.run(job)
 
 
-def _run_probes(course: Course, assignment: str, student: str, work: Path, defs: Definitions,
-                parts: dict[str, dict[str, object]], env: dict[str, str], limits: Limits,
-                hide: tuple[str, ...]) -> tuple[dict[str, Path], str]:
+def _run_probes(run: _Run, student: str, env: dict[str, str],
+                parts: dict[str, dict[str, object]]) -> tuple[dict[str, Path], str]:
     """The separate black-box run of each notebook in ``parts`` (those whose graded kernel
     did not leave probe results): returns notebook -> results folder, and why the run did not
     finish (empty when it did)."""
+    course, assignment, limits = run.course, run.assignment, run.limits
     found, why = {}, ""
     for name, cells in parts.items():
         path = course.submitted(student, assignment) / f"{name}.ipynb"
         if not cells or not path.exists():
             continue
-        box = work / f"{student}.probe-{name}"
+        box = run.work / f"{student}.probe-{name}"
         box.mkdir()
         try:
             code = trusted.probe_cells(read_notebook(path),
                                        read_notebook(course.source(assignment) / f"{name}.ipynb"),
-                                       defs.autograded(name), defs.locked[name])
+                                       run.defs.autograded(name), run.defs.locked[name])
         except Exception as err:  # noqa: BLE001 - an unreadable notebook: every part fails
             why = f"the notebook could not be read ({type(err).__name__})"
             continue
         spec = trusted.write_spec(box, code, sorted(cells), limits.cell_timeout)
-        ended = _sandboxed(box, box, "probe", assignment, student, env,
-                           work / f"{student}.probe-{name}.log", limits, hide, str(spec))
+        ended = _sandboxed(run, student, "probe", box, course=str(box), env=env,
+                           log=str(run.work / f"{student}.probe-{name}.log"),
+                           probe_spec=str(spec))
         if ended.timed_out:
             why = f"the probe run was stopped after {limits.wall_seconds:g} s"
         elif not ended.ok:
@@ -281,49 +310,47 @@ def _run_probes(course: Course, assignment: str, student: str, work: Path, defs:
     return found, why
 
 
-def _grade_one(course: Course, assignment: str, student: str, template: Path, work: Path,
-               defs: Definitions, limits: Limits, workers: int,
-               parts: dict[str, dict[str, object]], hide: tuple[str, ...]) -> _Outcome:
+def _grade_one(run: _Run, student: str) -> _Outcome:
     """Runs in a worker thread: prepare the throwaway course, run the job, read what it left,
     then run the probes. Whatever the submission did, this returns an outcome."""
-    notebooks, wall_seconds = defs.notebooks, limits.wall_seconds
-    box = work / student
+    limits = run.limits
+    box = run.work / student
     root = box / "course"
-    submitted = course.submitted(student, assignment)
-    shutil.copytree(template, root)
-    copy_tree_files(submitted, root / "submitted" / student / assignment)
-    progress, log = box / "progress", work / f"{student}.log"
+    submitted = run.course.submitted(student, run.assignment)
+    shutil.copytree(run.template, root)
+    copy_tree_files(submitted, root / "submitted" / student / run.assignment)
+    progress, log = box / "progress", run.work / f"{student}.log"
     progress.mkdir()
-    env = _job_env(limits.memory_mb, workers, progress, limits.cell_timeout)
-    in_kernel = _in_kernel_probes(box, parts, limits)
+    env = _job_env(limits.memory_mb, run.workers, progress, limits.cell_timeout)
+    in_kernel = _in_kernel_probes(box, run.parts, limits)
     graded_env = {**env, "ARLAB_PROBE_SPEC": str(box / "probes.json")} if in_kernel else env
-    ended = _sandboxed(box, root, "autograde", assignment, student, graded_env, log, limits,
-                       hide)
+    ended = _sandboxed(run, student, "autograde", box, course=str(root), env=graded_env,
+                       log=str(log))
     if ended.timed_out:
-        why = (f"stopped after {wall_seconds:g} s, the limit for one submission; cells that "
-               "finished before kept their points")
+        why = (f"stopped after {limits.wall_seconds:g} s, the limit for one submission; cells "
+               "that finished before kept their points")
     elif ended.exitcode != 0:
         why = f"the grading process failed (exit code {ended.exitcode}): {_log_tail(log)}"
     else:
         why = ""
+    ending = _Ending(ended, why, progress, log)
     reasons: list[str] = []
     graded: dict[str, object] = {}
-    for name in notebooks:
+    for name in run.defs.notebooks:
         graded[name] = None
         if not (submitted / f"{name}.ipynb").exists():
             reasons.append(f"no submitted notebook {name}.ipynb")
             continue
-        path = root / "autograded" / student / assignment / f"{name}.ipynb"
+        path = root / "autograded" / student / run.assignment / f"{name}.ipynb"
         try:
-            graded[name], problem = _graded_notebook(path, progress, name, ended, why, log)
+            graded[name], problem = _graded_notebook(path, name, ending)
         except Exception as err:  # noqa: BLE001 - e.g. a progress record the kernel mangled
             problem = f"{name}: what grading left could not be read ({err}); 0 points"
         if problem:
             reasons.append(problem)
     probes = {name: out for name, out in in_kernel.items() if trusted.has_results(out)}
-    rest = {name: cells for name, cells in parts.items() if name not in probes}
-    more, probe_why = _run_probes(course, assignment, student, work, defs, rest, env, limits,
-                                  hide)
+    rest = {name: cells for name, cells in run.parts.items() if name not in probes}
+    more, probe_why = _run_probes(run, student, env, rest)
     return _Outcome(student, graded, reasons, ended.seconds, {**probes, **more}, probe_why)
 
 
@@ -412,22 +439,23 @@ def _notes_cell(reasons: list[str]):
     return cell
 
 
-def _finalise(nb, name: str, defs: Definitions, limits: tuple[int, int], reasons: list[str],
-              comments: dict[str, str]) -> dict[str, object]:
-    """Apply the output limits, the stderr rule and the refusals; return grade id -> cell."""
+def _finalise(nb, name: str, run: _Run) -> tuple[object, list[str], dict[str, str]]:
+    """A copy of the graded notebook with the output limits, the stderr rule and the
+    refusals applied; returns (the copy, reasons, exercise -> comment)."""
+    nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if not c.metadata.get(NOTES_KEY)]
-    tests = defs.autograded(name)
+    tests = run.defs.autograded(name)
     for cell in nb.cells:
-        limit_cell_outputs(cell, *limits)
+        limit_cell_outputs(cell, *run.output_limits)
         if contract.grade_id(cell) in tests:
             cell.metadata.setdefault("nbgrader", {})["grade"] = True  # what the gradebook says
             stderr_as_stdout(cell)
-    refused = apply_refusals(nb, defs.by_notebook[name], defs.locked[name])
-    for exercise, why in refused.items():
-        reasons.append(f"{exercise}: 0 points, the answer uses arlab's reference ({why[0]})")
-        comments[exercise] = "Refused (0 points): " + "; ".join(why)
-
-    return {contract.grade_id(c): c for c in nb.cells if contract.grade_id(c)}
+    refused = apply_refusals(nb, run.defs.by_notebook[name], run.defs.locked[name])
+    reasons = [f"{exercise}: 0 points, the answer uses arlab's reference ({why[0]})"
+               for exercise, why in refused.items()]
+    comments = {exercise: "Refused (0 points): " + "; ".join(why)
+                for exercise, why in refused.items()}
+    return nb, reasons, comments
 
 
 def _trusted_output(verdict: trusted.Verdict):
@@ -436,14 +464,25 @@ def _trusted_output(verdict: trusted.Verdict):
     return error_output("GradingError", verdict.message)
 
 
-def _apply_trusted(outcome: _Outcome, defs: Definitions, parts: dict[str, dict[str, object]],
-                   scores: dict[str, float | None], cells: dict[str, dict[str, object]],
-                   refused: set[str], reasons: list[str]) -> tuple[list[str], list[str]]:
-    """Replace the in-kernel scores of cells with parts by the judged ones; returns (review
-    lines, untrusted test cells)."""
+@dataclass(frozen=True)
+class _Trusted:
+    """The trusted check of one submission: the scores with the judged cells replaced, the
+    output each judged cell shows, the review lines and the test cells without a part."""
+
+    scores: dict[str, float | None]
+    outputs: dict[tuple[str, str], list]   # (notebook, grade id) -> the cell's new outputs
+    review: list[str]
+    untrusted: list[str]
+
+
+def _apply_trusted(outcome: _Outcome, run: _Run, scores: dict[str, float | None],
+                   cells: dict[str, dict[str, object]], refused: set[str]) -> _Trusted:
+    """Replace the in-kernel scores of cells with parts by the judged ones (in a new dict)."""
+    defs, scores = run.defs, dict(scores)
+    outputs: dict[tuple[str, str], list] = {}
     review, untrusted = [], []
     for name in defs.notebooks:
-        mine = parts.get(name, {})
+        mine = run.parts.get(name, {})
         verdicts = trusted.judge(outcome.probes[name], mine, outcome.probe_why) \
             if name in outcome.probes else \
             {c: trusted.Verdict(False, "not evaluated: no submitted notebook") for c in mine}
@@ -464,61 +503,92 @@ def _apply_trusted(outcome: _Outcome, defs: Definitions, parts: dict[str, dict[s
                               f"check {trusted_points:g}; scored {points:g}"
                               + ("" if verdict.passed else f" ({whole(verdict.message)})"))
             scores[grade_id] = points
-            cell = cells[name].get(grade_id)
             kernel_failed = kernel is not None and kernel < trusted_points
-            if cell is not None and exercise not in refused and not kernel_failed:
-                cell.outputs = [_trusted_output(verdict)]  # else the kernel's error stays
-    return review, untrusted
+            if grade_id in cells[name] and exercise not in refused and not kernel_failed:
+                outputs[(name, grade_id)] = [_trusted_output(verdict)]  # else the kernel's error
+    return _Trusted(scores, outputs, review, untrusted)
 
 
-def _evaluate(outcome: _Outcome, defs: Definitions, limits: tuple[int, int], reasons: list[str],
-              comments: dict[str, str], parts: dict[str, dict[str, object]] | None = None):
-    """Scores and cells of every notebook of a submission (may raise on a mangled one), and
-    the review lines and untrusted cells of the trusted check."""
+@dataclass
+class _Evaluation:
+    """A submission scored: its finalised notebooks (copies), scores, cells, reasons, comments
+    and the trusted check's review lines and untrusted cells."""
+
+    notebooks: dict[str, object]
+    scores: dict[str, float | None]
+    cells: dict[str, dict[str, object]]
+    reasons: list[str]
+    comments: dict[str, str]
+    review: list[str] = field(default_factory=list)
+    untrusted: list[str] = field(default_factory=list)
+
+
+def _score_notebook(nb, name: str, run: _Run) -> _Evaluation:
+    """One graded notebook (None: not submitted) finalised and scored with the real points:
+    its copy, scores, cells, reasons and comments (may raise on a mangled notebook)."""
+    defs = run.defs
+    reasons: list[str] = []
+    comments: dict[str, str] = {}
+    cells: dict[str, object] = {}
+    if nb is not None:
+        nb, reasons, comments = _finalise(nb, name, run)
+        cells = {contract.grade_id(c): c for c in nb.cells if contract.grade_id(c)}
+    scores: dict[str, float | None] = {}
+    for grade_id, max_score in defs.grade_cells[name].items():
+        cell = cells.get(grade_id)
+        scores[grade_id] = _score(cell, max_score, grade_id in defs.autograded(name)) \
+            if nb is not None else 0.0
+        if nb is not None and cell is None:
+            reasons.append(f"{grade_id}: the cell is missing (0 points)")
+        elif cell is not None and _first_error(cell) is None and \
+                scores[grade_id] is not None and scores[grade_id] < max_score:
+            reasons.append(f"{grade_id}: partial credit {scores[grade_id]:g}/{max_score:g}")
+    return _Evaluation({name: nb}, scores, {name: cells}, reasons, comments)
+
+
+def _evaluate(outcome: _Outcome, run: _Run) -> _Evaluation:
+    """Scores and cells of every notebook of a submission, with the trusted check. A
+    notebook it cannot read scores 0 for the whole submission, with the reason (the reasons
+    and comments found before it are kept)."""
+    defs = run.defs
+    reasons, comments = list(outcome.reasons), {}
+    notebooks: dict[str, object] = {}
     scores: dict[str, float | None] = {}
     cells: dict[str, dict[str, object]] = {}
-    for name in defs.notebooks:
-        nb = outcome.notebooks.get(name)
-        cells[name] = (_finalise(nb, name, defs, limits, reasons, comments)
-                      if nb is not None else {})
-        for grade_id, max_score in defs.grade_cells[name].items():
-            cell = cells[name].get(grade_id)
-            scores[grade_id] = _score(cell, max_score, grade_id in defs.autograded(name)) \
-                if nb is not None else 0.0
-            if nb is not None and cell is None:
-                reasons.append(f"{grade_id}: the cell is missing (0 points)")
-            elif cell is not None and _first_error(cell) is None and \
-                    scores[grade_id] is not None and scores[grade_id] < max_score:
-                reasons.append(f"{grade_id}: partial credit {scores[grade_id]:g}/{max_score:g}")
-    refused = {ex for ex, text in comments.items() if text.startswith("Refused")}
-    review, untrusted = _apply_trusted(outcome, defs, parts or {}, scores, cells, refused,
-                                       reasons)
-    for name in defs.notebooks:
-        nb = outcome.notebooks.get(name)
-        if nb is not None:
-            reasons.extend(_cell_reasons(nb))
-    return scores, cells, review, untrusted
+    try:
+        for name in defs.notebooks:
+            found = _score_notebook(outcome.notebooks.get(name), name, run)
+            notebooks.update(found.notebooks)
+            scores.update(found.scores)
+            cells.update(found.cells)
+            reasons += found.reasons
+            comments.update(found.comments)
+        refused = {ex for ex, text in comments.items() if text.startswith("Refused")}
+        checked = _apply_trusted(outcome, run, scores, cells, refused)
+        for (name, grade_id), outputs in checked.outputs.items():
+            cells[name][grade_id].outputs = outputs   # cells of the finalised copies
+        for nb in notebooks.values():
+            if nb is not None:
+                reasons += _cell_reasons(nb)
+        return _Evaluation(notebooks, checked.scores, cells, reasons, comments, checked.review,
+                           checked.untrusted)
+    except Exception as err:  # noqa: BLE001 - a hostile notebook must not stop the others
+        reasons.append(f"the graded notebook could not be read ({type(err).__name__}: "
+                       f"{whole(str(err))}); 0 points")
+        return _Evaluation({}, {g: 0.0 for name in defs.notebooks for g in defs.grade_cells[name]},
+                           {name: {} for name in defs.notebooks}, reasons, comments, [],
+                           sorted(g for n in defs.notebooks for g in defs.autograded(n)))
 
 
-def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions,
-           limits: tuple[int, int], parts: dict[str, dict[str, object]] | None = None) -> Result:
+def _merge(run: _Run, outcome: _Outcome) -> Result:
     """Finalise each graded notebook, score it with the real points, write course files and
     gradebook. Runs in the main thread only (one gradebook writer); a notebook it cannot
     read scores 0 instead of stopping the run."""
     from nbgrader.api import Gradebook
 
-    reasons = list(outcome.reasons)
-    comments: dict[str, str] = {}
-    try:
-        scores, cells, review, untrusted = _evaluate(outcome, defs, limits, reasons, comments,
-                                                     parts)
-        notebooks = outcome.notebooks
-    except Exception as err:  # noqa: BLE001 - a hostile notebook must not stop the others
-        reasons.append(f"the graded notebook could not be read ({type(err).__name__}: "
-                       f"{whole(str(err))}); 0 points")
-        scores = {g: 0.0 for name in defs.notebooks for g in defs.grade_cells[name]}
-        cells, notebooks = {name: {} for name in defs.notebooks}, {}
-        review, untrusted = [], sorted(g for n in defs.notebooks for g in defs.autograded(n))
+    course, assignment, defs = run.course, run.assignment, run.defs
+    ev = _evaluate(outcome, run)
+    scores, reasons = ev.scores, ev.reasons
 
     dest = course.autograded(outcome.student, assignment)
     if dest.exists():
@@ -527,7 +597,7 @@ def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions
     copy_tree_files(course.source(assignment), dest, skip_suffix=".ipynb")
     copy_tree_files(submitted, dest, skip_suffix=".ipynb")
     for name in defs.notebooks:
-        nb = notebooks.get(name)
+        nb = ev.notebooks.get(name)
         if nb is not None:
             nb.cells.insert(0, _notes_cell(reasons))
             try:
@@ -536,7 +606,7 @@ def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions
                 reasons.append(f"{name}: the graded notebook could not be written ({err})")
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "grading.json").write_text(json.dumps(
-        {"scores": scores, "review": review, "untrusted": untrusted}, indent=1) + "\n")
+        {"scores": scores, "review": ev.review, "untrusted": ev.untrusted}, indent=1) + "\n")
     stamp = submitted / "timestamp.txt"
     text = stamp.read_text().strip() if stamp.exists() else ""
     if text:
@@ -556,17 +626,17 @@ def _merge(course: Course, assignment: str, outcome: _Outcome, defs: Definitions
                                             or grade.manual_score is not None)
             for solution in defs.solution_cells[name]:
                 comment = gb.find_comment(solution, name, assignment, outcome.student)
-                cell = cells[name].get(solution)
+                cell = ev.cells[name].get(solution)
                 checksum = contract.nbgrader_meta(cell).get("checksum") if cell else None
                 untouched = cell is None or (checksum and _checksum(cell) == checksum)
-                comment.auto_comment = comments.get(solution) or (
+                comment.auto_comment = ev.comments.get(solution) or (
                     "No response." if untouched else None)
         gb.db.commit()
     per_exercise = {ex: sum(scores.get(t) or 0.0 for t in tests)
                     for ex, tests in defs.exercises.items()}
     total = sum(s or 0.0 for s in scores.values())
     return Result(outcome.student, total, defs.max_total, per_exercise, reasons, outcome.seconds,
-                  review, untrusted)
+                  ev.review, ev.untrusted)
 
 
 def _checksum(cell) -> str:
@@ -578,20 +648,29 @@ def _checksum(cell) -> str:
         return ""
 
 
-def autograde(course: Course, assignment: str, workers: int = 2, wall_seconds: float = 1800,
-              memory_mb: int = 8192, students: list[str] | None = None,
-              cell_timeout: int | None = None,
-              report: Callable[[str], None] = print, max_processes: int = 256,
-              max_file_mb: int = 256, trusted_grading: bool = True) -> list[Result]:
-    """Grade every submission (or ``students``), ``workers`` at a time; see the module doc.
+@dataclass(frozen=True)
+class Settings:
+    """How :func:`autograde` runs: ``workers`` submissions at a time; ``wall_seconds``, the
+    limit for each of a submission's two runs; ``memory_mb``, the kernel's (and the probe
+    run's) address-space limit; ``cell_timeout``, seconds per cell (default: the course
+    config's); ``max_processes``, processes and threads of one run (a pids cgroup where
+    writable, else RLIMIT_NPROC of its own uid); ``max_file_mb``, the largest file a run may
+    write; ``trusted_grading=False`` grades the old way (in-kernel scores, no confinement
+    beyond the process-group kill: for comparisons, never for real grading)."""
 
-    ``wall_seconds``: limit for each of a submission's two runs; ``memory_mb``: the kernel's
-    (and the probe run's) address-space limit; ``cell_timeout``: seconds per cell (default:
-    the course config's); ``max_processes``: processes and threads of one run (a pids cgroup
-    where writable, else RLIMIT_NPROC of its own uid); ``max_file_mb``: largest file a run
-    may write; ``trusted_grading=False`` grades the old way (in-kernel scores, no
-    confinement beyond the process-group kill: for comparisons, never for real grading).
-    """
+    workers: int = 2
+    wall_seconds: float = 1800
+    memory_mb: int = 8192
+    cell_timeout: int | None = None
+    max_processes: int = 256
+    max_file_mb: int = 256
+    trusted_grading: bool = True
+
+
+def autograde(course: Course, assignment: str, settings: Settings = Settings(),
+              students: list[str] | None = None,
+              report: Callable[[str], None] = print) -> list[Result]:
+    """Grade every submission (or ``students``) as ``settings`` say; see the module doc."""
     course.require_released(assignment)
     found = course.students(assignment)
     if students:
@@ -607,25 +686,24 @@ def autograde(course: Course, assignment: str, workers: int = 2, wall_seconds: f
     sandbox.warm_up()  # the fork server imports nbgrader while the course is prepared
     defs = definitions(course, assignment)
     config = load_config(course)
-    limits = (int(config.LimitOutputSize.get("max_chars", 10_000)),
-              int(config.LimitOutputSize.get("max_data_chars", 2_000_000)))
-    parts = {name: trusted.parts_for(assignment, defs.autograded(name)) if trusted_grading
-             else {} for name in defs.notebooks}
-    run_limits = Limits(wall_seconds, memory_mb, cell_timeout, max_processes, max_file_mb,
-                        trusted_grading)
+    output_limits = (int(config.LimitOutputSize.get("max_chars", 10_000)),
+                     int(config.LimitOutputSize.get("max_data_chars", 2_000_000)))
+    parts = {name: trusted.parts_for(assignment, defs.autograded(name))
+             if settings.trusted_grading else {} for name in defs.notebooks}
+    limits = Limits(settings.wall_seconds, settings.memory_mb, settings.cell_timeout,
+                    settings.max_processes, settings.max_file_mb, settings.trusted_grading)
     report(f"sandbox: {confine.describe()}")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix=f"arlab-grade-{assignment}-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o711)  # each sandbox uid reaches its own box, lists nothing
-        template = _template(course, assignment, work / "_template")
-        hide = hidden_paths(course, work)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(_grade_one, course, assignment, s, template, work, defs,
-                                   run_limits, workers, parts, hide)
-                       for s in found]
+        run = _Run(course, assignment, defs, limits, parts, work,
+                   _template(course, assignment, work / "_template"),
+                   hidden_paths(course, work), max(1, settings.workers), output_limits)
+        with ThreadPoolExecutor(max_workers=run.workers) as pool:
+            futures = [pool.submit(_grade_one, run, s) for s in found]
             for future in as_completed(futures):
-                result = _merge(course, assignment, future.result(), defs, limits, parts)
+                result = _merge(run, future.result())
                 results.append(result)
                 flag = f"; REVIEW: {'; '.join(result.review)}" if result.review else ""
                 report(f"graded {result.student}: {result.total:g}/{result.max_total:g} "

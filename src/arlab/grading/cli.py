@@ -66,11 +66,11 @@ def _check(args) -> int:
 
 
 def _autograde(args) -> int:
-    from arlab.grading.autograde import autograde
+    from arlab.grading.autograde import Settings, autograde
 
-    results = autograde(args.course, args.assignment, workers=args.workers,
-                        wall_seconds=args.timeout, memory_mb=args.memory,
-                        students=args.student, cell_timeout=args.cell_timeout,
+    settings = Settings(workers=args.workers, wall_seconds=args.timeout, memory_mb=args.memory,
+                        cell_timeout=args.cell_timeout)
+    results = autograde(args.course, args.assignment, settings, students=args.student,
                         report=lambda line: print(line, flush=True))
     exercises = list(results[0].exercises) if results else []
     rows = [[r.student, f"{format_points(r.total)}/{format_points(r.max_total)}",
