@@ -183,7 +183,7 @@ def tolerance(value: float, device: torch.device) -> float:
 
 
 def try_load(name: str, model: nn.Module, test, *, device, conditional: bool,
-             eval_batch_size: int):
+             eval_batch_size: int, verbose: bool = True):
     """The recorded History after loading the shipped weights into ``model``, or None (with a
     notice) when there is no checkpoint for this budget and model. Raises CheckpointError
     when the weights do not give their recorded test nats/dim on the recorded test data."""
@@ -193,16 +193,16 @@ def try_load(name: str, model: nn.Module, test, *, device, conditional: bool,
     strict = mode() == "strict"
     path = path_of(name)
     if not path.exists():
-        return _skip(f"no trained weights at checkpoints/{name}.pt", strict)
+        return _skip(f"no trained weights at checkpoints/{name}.pt", strict, verbose)
     blob = read(path)
     meta, state = blob["meta"], blob["state_dict"]
     if meta["budget"] != budget():
         return _skip(f"the shipped weights for {name} are for the {meta['budget']!r} budget, "
-                     f"this run is {budget()!r}", strict)
+                     f"this run is {budget()!r}", strict, verbose)
     own = {k: v for k, v in model.state_dict().items() if k not in meta["rebuilt"]}
     if _shapes(state) != _shapes(own):
         return _skip(f"checkpoints/{name}.pt holds another architecture than this model "
-                     "(were its sizes changed?)", strict)
+                     "(were its sizes changed?)", strict, verbose)
     _load_into(model, state, meta["rebuilt"])
     model.to(device).eval()
     here = evaluate(model, test, eval_batch_size, device, conditional)
@@ -215,16 +215,18 @@ def try_load(name: str, model: nn.Module, test, *, device, conditional: bool,
             "`make checkpoints` to train it again, or set TRAIN_YOURSELF = True.")
     history = History(**meta["history"])
     where = "" if same_data else f"; {here:.4f} on this run's test data, which differ"
-    print(f"loaded trained weights checkpoints/{name}.pt ({meta['budget']} budget, seed "
-          f"{meta['seed']}, trained in {history.seconds:.0f} s): test {recorded:.4f} nats/dim"
-          f"{where}")
+    if verbose or not same_data:
+        print(f"loaded trained weights checkpoints/{name}.pt ({meta['budget']} budget, seed "
+              f"{meta['seed']}, trained in {history.seconds:.0f} s): test {recorded:.4f} nats/dim"
+              f"{where}")
     return history
 
 
-def _skip(reason: str, strict: bool):
+def _skip(reason: str, strict: bool, verbose: bool):
     if strict:
         raise CheckpointError(f"{reason}; run `make checkpoints`.")
-    print(f"{reason}: training here.")
+    if verbose:
+        print(f"{reason}: training here.")
     return None
 
 

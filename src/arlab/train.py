@@ -168,7 +168,8 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
             train_yourself = checkpoints.train_yourself()
         if not train_yourself and checkpoints.mode() != "write":
             loaded = checkpoints.try_load(checkpoint, model, test, device=device,
-                                          conditional=conditional, eval_batch_size=eval_batch_size)
+                                          conditional=conditional, eval_batch_size=eval_batch_size,
+                                          verbose=progress)
             if loaded is not None:
                 return loaded
     g = torch.Generator().manual_seed(seed)
