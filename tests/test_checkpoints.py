@@ -72,7 +72,7 @@ def test_written_checkpoint_loads_instead_of_training(store, monkeypatch, capsys
 
     monkeypatch.setenv(checkpoints.MODE_ENV, "strict")
     fresh = _tiny(seed=1)   # other initial weights: loading must replace them
-    loaded = fit(fresh, train, test, epochs=2, batch_size=16, device="cpu", progress=False,
+    loaded = fit(fresh, train, test, epochs=2, batch_size=16, device="cpu",
                  checkpoint="nb/tiny", train_yourself=False)
     assert "loaded trained weights checkpoints/nb/tiny.pt" in capsys.readouterr().out
     assert loaded.test_nats_per_dim == written.test_nats_per_dim
@@ -110,13 +110,16 @@ def test_missing_or_mismatched_checkpoint_trains_with_a_notice_or_fails_when_str
         checkpoint="nb/tiny")
     monkeypatch.delenv(checkpoints.MODE_ENV)
     wider = PixelCNN((1, 6, 6), 2, channels=12, layers=2)
-    history = fit(wider, train, test, epochs=1, batch_size=16, device="cpu", progress=False,
+    history = fit(wider, train, test, epochs=1, batch_size=16, device="cpu",
                   checkpoint="nb/tiny", train_yourself=False)
     assert "another architecture" in capsys.readouterr().out and history.train_steps
     monkeypatch.setenv("ARLAB_BUDGET", "smoke")
-    fit(_tiny(), train, test, epochs=1, batch_size=16, device="cpu", progress=False,
+    fit(_tiny(), train, test, epochs=1, batch_size=16, device="cpu",
         checkpoint="nb/tiny", train_yourself=False)
     assert "for the 'cpu' budget" in capsys.readouterr().out
+    fit(_tiny(), train, test, epochs=1, batch_size=16, device="cpu", progress=False,
+        checkpoint="nb/tiny", train_yourself=False)
+    assert capsys.readouterr().out == "", "progress=False: quiet"
     monkeypatch.setenv(checkpoints.MODE_ENV, "strict")
     with pytest.raises(checkpoints.CheckpointError, match="budget"):
         fit(_tiny(), train, test, device="cpu", progress=False, checkpoint="nb/tiny",
