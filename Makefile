@@ -51,10 +51,10 @@ test-browser: setup
 	@$(TEST_ENV) $(BIN)/python tests/browser/run.py --out build/browser
 
 walkthrough: setup
-	@MPLBACKEND=Agg $(BIN)/python -m arlab.walkthrough --budget cpu --in-place --out build/walkthrough $(NOTEBOOKS)
+	@$(BIN)/python -m arlab.walkthrough --budget cpu --in-place --out build/walkthrough $(NOTEBOOKS)
 
 checkpoints: setup
-	@MPLBACKEND=Agg $(BIN)/python -m arlab.checkpoints $(NOTEBOOKS)
+	@$(BIN)/python -m arlab.checkpoints $(NOTEBOOKS)
 
 # The notebooks as committed (never executed here), the homework introductions and the
 # instructor's guide; config and table of contents in site/.

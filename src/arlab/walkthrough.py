@@ -52,10 +52,14 @@ def execute(path: Path, budget: str | None = None, timeout: int = 1800):
     env_budget = os.environ.get("ARLAB_BUDGET")
     if budget:
         os.environ["ARLAB_BUDGET"] = budget
+    # the kernel draws with Jupyter's inline backend, as a reader's does (not a forced Agg)
+    backend = os.environ.pop("MPLBACKEND", None)
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
         if budget:
             if env_budget is None:
                 os.environ.pop("ARLAB_BUDGET", None)
