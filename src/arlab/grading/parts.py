@@ -102,19 +102,25 @@ class Assignment:
         return {row.name: row.points for row in self.exercises}
 
 
-def delegate(probe: Callable[..., dict[str, Any]], judge: Callable[..., None],
-             *args: Any) -> tuple[Callable, Callable]:
-    """Both halves of a part from module functions that take the same extra arguments:
-    ``probe, judge = delegate(_probe_conv, _judge_conv, True)`` in a Part's body makes
-    ``probe(ns)`` call ``_probe_conv(ns, True)`` and ``judge(out)`` call
-    ``_judge_conv(out, True)`` (for parts of one exercise that differ by a setting)."""
-    def probe_half(self, ns):
-        return probe(ns, *args)
+@dataclass(frozen=True, eq=False)
+class Check(Part):
+    """A part declared as data: its exercise, cell and points, and the module functions of
+    both halves, called with the same extra ``args``: ``probe(ns, *args)`` and
+    ``judge(out, *args)`` (parts of one exercise that differ by data only share them)."""
 
-    def judge_half(self, out):
-        judge(out, *args)
+    exercise: str
+    cell: str
+    points: float
+    probe_with: Callable[..., dict[str, Any]]
+    judge_with: Callable[..., None]
+    args: tuple = ()
+    uses: tuple[str, ...] = ()
 
-    return probe_half, judge_half
+    def probe(self, ns: Mapping[str, Any]) -> dict[str, Any]:
+        return self.probe_with(ns, *self.args)
+
+    def judge(self, out: dict[str, np.ndarray]) -> None:
+        self.judge_with(out, *self.args)
 
 
 def to_arrays(outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -76,3 +76,23 @@ def randomise(module: nn.Module, g: torch.Generator, gain: float = 1.0,
         for p in params:
             std = gain / math.sqrt(p[0].numel()) if p.dim() >= 2 else vector
             p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * std)
+
+
+def judge_weight_kept(got: Tensor, weight: Tensor, what: str, after: str, advice: str) -> None:
+    """A masked layer left the grader's ``weight`` as it was (``after``: what it ran)."""
+    changed = (got != weight).nonzero() if got.shape == weight.shape else []
+    if len(changed):
+        idx = tuple(changed[0].tolist())
+        fail(f"{what} changed its weight: weight{list(idx)} was {weight[idx]:.4g} and is "
+             f"{got[idx].item():.4g} after {after}. Keep `weight` as it is and apply the mask "
+             f"in forward {advice}")
+
+
+def judge_masked_grad(grad: Tensor, mask: Tensor, what: str, how: str) -> None:
+    """A masked layer's weight gets exactly zero gradient wherever its mask is 0."""
+    leak = (mask == 0) & (grad != 0)
+    if leak.any():
+        idx = tuple(leak.nonzero()[0].tolist())
+        fail(f"{what}: weight.grad{list(idx)} is {grad[idx].item():.4g} although mask"
+             f"{list(idx)} is 0: a masked weight must get exactly zero gradient. Multiply the "
+             f"weight by the mask inside forward ({how}).")

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from arlab.data import smiley_2d
 from arlab.grading.checks import all_configs, check_close, check_shape, fail
-from arlab.grading.parts import Assignment, Exercise, Part, delegate, student
+from arlab.grading.parts import Assignment, Check, Exercise, Part, student
 from arlab.grading.probes import from_np, gen, randomise, returned
 from arlab.grading.references import CoordinateRNN, TwoVariableModel, train_two_variable
 from arlab.models.histogram import histogram_probs, inverse_cdf_sample
@@ -132,22 +132,6 @@ def _judge_hist(out, smooth: bool) -> None:
         check_close(got.double(), want, what, atol=1e-6, rtol=1e-5, hint=hint)
 
 
-class HistogramCounts(Part):
-    exercise = "histogram_probs"
-    cell = "test_histogram_probs"
-    points = 1
-
-    probe, judge = delegate(_probe_hist, _judge_hist, False)
-
-
-class HistogramSmoothed(Part):
-    exercise = "histogram_probs"
-    cell = "test_histogram_probs_2"
-    points = 1
-
-    probe, judge = delegate(_probe_hist, _judge_hist, True)
-
-
 # =============================================================================================
 # inverse_cdf_sample (3 points): random u, batched (1); u on a bin edge (1); rounding (1)
 # =============================================================================================
@@ -175,6 +159,12 @@ _ROUNDING_CASES = [
     ([0.5, 0.25, 0.125], [0.875, 0.9, 0.999, 0.6]),
     ([0.25, 0.25, 0.25, 0.2490234375], [0.9990234375, 0.99951171875, 0.9992, 0.7]),
 ]
+_EDGE_HINT = ("When u equals CDF[k] exactly, k is not chosen: the comparison is strict "
+              "(CDF[k] > u), so u = CDF[k] falls in the next bin, and a level of probability 0 "
+              "is never drawn.")
+_ROUNDING_HINT = ("When rounding leaves the CDF's last value at or below u, no k has CDF[k] > u: "
+                  "return the last level d-1 (never d, which is not a level), e.g. with "
+                  ".clamp(max=d - 1).")
 
 
 def _probe_icdf_random(ns) -> dict[str, Tensor]:
@@ -187,8 +177,9 @@ def _probe_icdf_random(ns) -> dict[str, Tensor]:
     return out
 
 
-def _probe_icdf_scalars(ns, cases) -> dict[str, Tensor]:
-    """One call per u (probs [d], u a 0-dim tensor): the batching is graded elsewhere."""
+def _probe_icdf_scalars(ns, cases, hint: str) -> dict[str, Tensor]:
+    """One call per u (probs [d], u a 0-dim tensor): the batching is graded elsewhere
+    (``hint`` is the judge's)."""
     fn, out = student(ns, "inverse_cdf_sample"), {}
     for c, (probs, us) in enumerate(cases):
         got = []
@@ -235,36 +226,6 @@ class InverseCdfRandom(Part):
                         hint="the sample is the smallest k with CDF[k] > u, the CDF being the "
                              "running sum of probs over the last dim (torch.cumsum(probs, -1)); "
                              "every leading dim is a separate distribution with its own u.")
-
-
-class InverseCdfEdges(Part):
-    exercise = "inverse_cdf_sample"
-    cell = "test_inverse_cdf_sample_2"
-    points = 1
-
-    def probe(self, ns):
-        return _probe_icdf_scalars(ns, _EDGE_CASES)
-
-    def judge(self, out):
-        _judge_icdf_scalars(out, _EDGE_CASES,
-                            "When u equals CDF[k] exactly, k is not chosen: the comparison is "
-                            "strict (CDF[k] > u), so u = CDF[k] falls in the next bin, and a "
-                            "level of probability 0 is never drawn.")
-
-
-class InverseCdfRounding(Part):
-    exercise = "inverse_cdf_sample"
-    cell = "test_inverse_cdf_sample_3"
-    points = 1
-
-    def probe(self, ns):
-        return _probe_icdf_scalars(ns, _ROUNDING_CASES)
-
-    def judge(self, out):
-        _judge_icdf_scalars(out, _ROUNDING_CASES,
-                            "When rounding leaves the CDF's last value at or below u, no k has "
-                            "CDF[k] > u: return the last level d-1 (never d, which is not a "
-                            "level), e.g. with .clamp(max=d - 1).")
 
 
 # =============================================================================================
@@ -917,9 +878,16 @@ __all__ = ["TwoVariableModel", "CoordinateRNN", "train_two_variable", "held_out_
 # =============================================================================================
 
 TABLE = Assignment("hw1_foundations", (
-    Exercise("histogram_probs", 2, (HistogramCounts(), HistogramSmoothed())),
+    Exercise("histogram_probs", 2, (
+        Check("histogram_probs", "test_histogram_probs", 1, _probe_hist, _judge_hist, (False,)),
+        Check("histogram_probs", "test_histogram_probs_2", 1, _probe_hist, _judge_hist, (True,)),
+    )),
     Exercise("inverse_cdf_sample", 3, (
-        InverseCdfRandom(), InverseCdfEdges(), InverseCdfRounding()
+        InverseCdfRandom(),
+        Check("inverse_cdf_sample", "test_inverse_cdf_sample_2", 1, _probe_icdf_scalars,
+              _judge_icdf_scalars, (_EDGE_CASES, _EDGE_HINT)),
+        Check("inverse_cdf_sample", "test_inverse_cdf_sample_3", 1, _probe_icdf_scalars,
+              _judge_icdf_scalars, (_ROUNDING_CASES, _ROUNDING_HINT)),
     )),
     Exercise("dlogistic_mixture_log_prob", 4, (
         LogisticInterior(), LogisticEdges(), LogisticExtremes()

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from arlab.grading.checks import GradingError, check_close, check_shape, fail
-from arlab.grading.parts import Assignment, Exercise, Part, delegate, student
-from arlab.grading.probes import attr, draw, from_np, gen, set_param
+from arlab.grading.parts import Assignment, Check, Exercise, Part, student
+from arlab.grading.probes import (attr, draw, from_np, gen, judge_masked_grad,
+                                  judge_weight_kept, set_param)
 from arlab.grading.references import (MADE, TinyWaveNet, bernoulli_log_prob, fast_generate,
                                        naive_generate)
 from arlab.models.made import MaskedLinear, made_degrees, made_masks
@@ -68,7 +69,8 @@ def _judge_mask(actual: Tensor, expected: Tensor, out_deg: Tensor, in_deg: Tenso
              f"{rule} ({len(wrong)} wrong entries in all).")
 
 
-def _probe_made_masks(ns) -> dict[str, Tensor]:
+def _probe_made_masks(ns, output: bool) -> dict[str, Tensor]:
+    """Every mask of every case (both parts probe alike; ``output`` is the judge's)."""
     made = student(ns, "made_masks")
     out = {}
     for c, (inputs, hidden) in enumerate(_made_masks_cases()):
@@ -82,52 +84,27 @@ def _probe_made_masks(ns) -> dict[str, Tensor]:
     return out
 
 
-def _check_count(out, c: int, hidden: list[Tensor]) -> None:
-    got = int(out[f"count_{c}"])
-    if got != len(hidden) + 1:
-        fail(f"made_masks returned {got} masks for {len(hidden)} hidden layer(s); expected "
-             f"{len(hidden) + 1}: one per hidden layer, then the output layer.")
-
-
-class MadeMasksHidden(Part):
-    exercise = "made_masks"
-    cell = "test_made_masks"
-    points = 2
-
-    def probe(self, ns):
-        return _probe_made_masks(ns)
-
-    def judge(self, out):
-        for c, (inputs, hidden) in enumerate(_made_masks_cases()):
-            _check_count(out, c, hidden)
-            ref = made_masks(inputs, hidden)
-            degrees = [inputs, *hidden]
-            for l in range(len(hidden)):
-                below = "input {j}" if l == 0 else f"unit {{j}} of hidden layer {l - 1}"
-                _judge_mask(from_np(out[f"mask_{c}_{l}"]), ref[l], degrees[l + 1], degrees[l],
-                            f"made_masks(...)[{l}] (hidden layer {l}, case {c})", "unit",
-                            below, "a hidden unit sees what is below it when its degree is "
-                            ">= the degree below")
-
-
-class MadeMasksOutput(Part):
-    exercise = "made_masks"
-    cell = "test_made_masks_2"
-    points = 2
-
-    def probe(self, ns):
-        return _probe_made_masks(ns)
-
-    def judge(self, out):
-        for c, (inputs, hidden) in enumerate(_made_masks_cases()):
-            _check_count(out, c, hidden)
-            ref = made_masks(inputs, hidden)
-            last = hidden[-1] if hidden else inputs
+def _judge_made_masks(out, output: bool) -> None:
+    """The hidden layers' masks, or (``output``) the output layer's."""
+    for c, (inputs, hidden) in enumerate(_made_masks_cases()):
+        got = int(out[f"count_{c}"])
+        if got != len(hidden) + 1:
+            fail(f"made_masks returned {got} masks for {len(hidden)} hidden layer(s); expected "
+                 f"{len(hidden) + 1}: one per hidden layer, then the output layer.")
+        ref, degrees = made_masks(inputs, hidden), [inputs, *hidden]
+        if output:
             below = "unit {j} of the last hidden layer" if hidden else "input {j}"
-            _judge_mask(from_np(out[f"mask_{c}_{len(hidden)}"]), ref[-1], inputs, last,
+            _judge_mask(from_np(out[f"mask_{c}_{len(hidden)}"]), ref[-1], inputs, degrees[-1],
                         f"made_masks(...)[-1] (the output layer, case {c})", "output", below,
                         "output d sees what is below it only when the input degree of d "
                         "is strictly greater than the degree below")
+            continue
+        for l in range(len(hidden)):
+            below = "input {j}" if l == 0 else f"unit {{j}} of hidden layer {l - 1}"
+            _judge_mask(from_np(out[f"mask_{c}_{l}"]), ref[l], degrees[l + 1], degrees[l],
+                        f"made_masks(...)[{l}] (hidden layer {l}, case {c})", "unit",
+                        below, "a hidden unit sees what is below it when its degree is "
+                        ">= the degree below")
 
 
 # =============================================================================================
@@ -184,12 +161,8 @@ class MaskedLinearForward(Part):
         check_close(from_np(out["y"]), y, "MaskedLinear's output",
                     hint="The output is x @ (weight * mask).T + bias.")
         got = from_np(out["grad_weight"])
-        leak = (masks[0] == 0) & (got != 0)
-        if leak.any():
-            i, j = leak.nonzero()[0].tolist()
-            fail(f"weight.grad[{i}, {j}] is {got[i, j].item():.4g} although mask[{i}, {j}] is 0: "
-                 "a masked weight must get exactly zero gradient. Multiply the weight by the "
-                 "mask inside forward (F.linear(x, self.weight * self.mask, self.bias)).")
+        judge_masked_grad(got, masks[0], "MaskedLinear",
+                          "F.linear(x, self.weight * self.mask, self.bias)")
         check_close(got, ref.weight.grad, "MaskedLinear: weight.grad",
                     hint="The gradient of an unmasked weight is that of nn.Linear.")
         check_close(from_np(out["grad_x"]), x.grad, "MaskedLinear: the gradient with respect to x",
@@ -219,13 +192,9 @@ class MaskedLinearKeepsWeight(Part):
         weight, bias, masks, x, _ = _linear_case(22)
         for key in ("weight_after", "weight_end"):
             got = from_np(out[key])
-            changed = (got != weight)
-            if got.shape == weight.shape and changed.any():
-                i, j = changed.nonzero()[0].tolist()
-                fail(f"MaskedLinear changed its weight: weight[{i}, {j}] was {weight[i, j]:.4g} "
-                     f"and is {got[i, j].item():.4g} after set_mask and a forward pass. Keep "
-                     "`weight` as it is and apply the mask in forward "
-                     "(self.weight * self.mask), so that a new mask can use every weight again.")
+            judge_weight_kept(got, weight, "MaskedLinear", "set_mask and a forward pass",
+                              "(self.weight * self.mask), so that a new mask can use every "
+                              "weight again.")
             check_close(got, weight, f"MaskedLinear's weight ({key})")
         for k, key in enumerate(("y0", "y1")):
             want = F.linear(x, weight * masks[k], bias)
@@ -494,22 +463,6 @@ def _judge_conv(out, include: bool) -> None:
                              "padding was (the cached generation relies on it).")
 
 
-class CausalConvCurrent(Part):
-    exercise = "CausalConv1d"
-    cell = "test_CausalConv1d"
-    points = 2
-
-    probe, judge = delegate(_probe_conv, _judge_conv, True)
-
-
-class CausalConvShifted(Part):
-    exercise = "CausalConv1d"
-    cell = "test_CausalConv1d_2"
-    points = 1
-
-    probe, judge = delegate(_probe_conv, _judge_conv, False)
-
-
 # =============================================================================================
 # wavenet_receptive_field (2 points), on stacks whose taps leave no gaps
 # =============================================================================================
@@ -578,7 +531,8 @@ def _load_block(block, weights: dict[str, Tensor], what: str) -> None:
              f"{what}.{name}")
 
 
-def _probe_block(ns) -> dict[str, Tensor]:
+def _probe_block(ns, key: str) -> dict[str, Tensor]:
+    """Both outputs of every case (both parts probe alike; ``key`` is the judge's)."""
     cls, out = student(ns, "GatedResidualBlock"), {}
     for c, (channels, dilation, length, seed) in enumerate(_BLOCK_CASES):
         what = f"GatedResidualBlock({channels}, {dilation})"
@@ -608,32 +562,6 @@ def _judge_block(out, key: str) -> None:
                     hint="a, b = dilated(x).chunk(2, dim=1) (a: the first half of the "
                          "channels), z = tanh(a) * sigmoid(b); dilated is causal with kernel 2 "
                          "and the block's dilation.")
-
-
-class GatedBlockResidual(Part):
-    exercise = "GatedResidualBlock"
-    cell = "test_GatedResidualBlock"
-    points = 2
-    uses = ("CausalConv1d",)
-
-    def probe(self, ns):
-        return _probe_block(ns)
-
-    def judge(self, out):
-        _judge_block(out, "residual")
-
-
-class GatedBlockSkip(Part):
-    exercise = "GatedResidualBlock"
-    cell = "test_GatedResidualBlock_2"
-    points = 1
-    uses = ("CausalConv1d",)
-
-    def probe(self, ns):
-        return _probe_block(ns)
-
-    def judge(self, out):
-        _judge_block(out, "skip")
 
 
 # =============================================================================================
@@ -773,11 +701,22 @@ __all__ = ["MADE", "TinyWaveNet", "naive_generate", "fast_generate"]
 # =============================================================================================
 
 TABLE = Assignment("hw2_masked_models", (
-    Exercise("made_masks", 4, (MadeMasksHidden(), MadeMasksOutput())),
+    Exercise("made_masks", 4, (
+        Check("made_masks", "test_made_masks", 2, _probe_made_masks, _judge_made_masks, (False,)),
+        Check("made_masks", "test_made_masks_2", 2, _probe_made_masks, _judge_made_masks, (True,)),
+    )),
     Exercise("MaskedLinear", 2, (MaskedLinearForward(), MaskedLinearKeepsWeight())),
     Exercise("MADE", 4, (MadeLogits(), MadeCausal(), MadeLogProb())),
-    Exercise("CausalConv1d", 3, (CausalConvCurrent(), CausalConvShifted())),
+    Exercise("CausalConv1d", 3, (
+        Check("CausalConv1d", "test_CausalConv1d", 2, _probe_conv, _judge_conv, (True,)),
+        Check("CausalConv1d", "test_CausalConv1d_2", 1, _probe_conv, _judge_conv, (False,)),
+    )),
     Exercise("wavenet_receptive_field", 2, (ReceptiveField(),)),
-    Exercise("GatedResidualBlock", 3, (GatedBlockResidual(), GatedBlockSkip())),
+    Exercise("GatedResidualBlock", 3, (
+        Check("GatedResidualBlock", "test_GatedResidualBlock", 2, _probe_block, _judge_block,
+              ("residual",), uses=("CausalConv1d",)),
+        Check("GatedResidualBlock", "test_GatedResidualBlock_2", 1, _probe_block, _judge_block,
+              ("skip",), uses=("CausalConv1d",)),
+    )),
     Exercise("fast_generate", 4, (FastGenerateSamples(), FastGenerateCaches())),
 ))

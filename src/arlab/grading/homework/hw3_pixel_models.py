@@ -18,8 +18,9 @@ from torch import Tensor, nn
 
 from arlab.data import shapes
 from arlab.grading.checks import check_close, check_shape, fail
-from arlab.grading.parts import Assignment, Exercise, Part, delegate, student
-from arlab.grading.probes import attr, draw, from_np, gen, px, randomise, returned, set_param
+from arlab.grading.parts import Assignment, Check, Exercise, Part, student
+from arlab.grading.probes import (attr, draw, from_np, gen, judge_masked_grad, judge_weight_kept,
+                                  px, randomise, returned, set_param)
 from arlab.grading.references import GatedStack, TinyPixelCNN, receptive_field_map, train_pixelcnn
 from arlab.models.gated_pixelcnn import GatedPixelCNN
 from arlab.models.pixelcnn import MaskedConv2d, PixelCNN, pixelcnn_mask
@@ -49,69 +50,58 @@ def _mask_call(case) -> str:
             + (f", color_groups={groups})" if groups != 1 else ")"))
 
 
-class _MaskProbe(Part):
-    exercise = "pixelcnn_mask"
-
-    def probe(self, ns):
-        fn, out = student(ns, "pixelcnn_mask"), {}
-        for c, case in enumerate(_MASK_CASES):
-            k, t, cin, cout, groups = case
-            # the default colour groups as the visible tests use them: not passed at all
-            extra = {} if groups == 1 else {"color_groups": groups}
-            mask = returned(fn(k, t, cin, cout, **extra), _mask_call(case))
-            check_shape(mask, (cout, cin, k, k), _mask_call(case))
-            out[f"mask_{c}"] = mask.detach().double()
-        return out
+def _probe_masks(ns) -> dict[str, Tensor]:
+    fn, out = student(ns, "pixelcnn_mask"), {}
+    for c, case in enumerate(_MASK_CASES):
+        k, t, cin, cout, groups = case
+        # the default colour groups as the visible tests use them: not passed at all
+        extra = {} if groups == 1 else {"color_groups": groups}
+        mask = returned(fn(k, t, cin, cout, **extra), _mask_call(case))
+        check_shape(mask, (cout, cin, k, k), _mask_call(case))
+        out[f"mask_{c}"] = mask.detach().double()
+    return out
 
 
-class MaskOffCentre(_MaskProbe):
-    cell = "test_pixelcnn_mask"
-    points = 2
-
-    def judge(self, out):
-        for c, case in enumerate(_MASK_CASES):
-            k, t, cin, cout, groups = case
-            got, want = from_np(out[f"mask_{c}"]).clone(), pixelcnn_mask(k, t, cin, cout, groups)
-            check_shape(got, tuple(want.shape), _mask_call(case))
-            r = k // 2
-            got[:, :, r, r] = want[:, :, r, r]  # the centre tap is the other part's
-            wrong = (got != want.double()).nonzero()
-            if len(wrong):
-                o, i, a, b = wrong[0].tolist()
-                where = ("above the centre row" if a < r else "below the centre row" if a > r
-                         else "left of the centre" if b < r else "right of the centre")
-                should = ("1: taps above the centre row and left of the centre in its row read "
-                          "earlier pixels" if want[o, i, a, b] == 1 else
-                          "0: that tap reads a later pixel")
-                fail(f"{_mask_call(case)}[{o}, {i}, {a}, {b}] is {got[o, i, a, b].item():g}; "
-                     f"the tap ({a}, {b}) lies {where} (centre ({r}, {r})), so it must be "
-                     f"{should}. Off the centre the mask is the same for every channel pair.")
+def _judge_off_centre(out) -> None:
+    for c, case in enumerate(_MASK_CASES):
+        k, t, cin, cout, groups = case
+        got, want = from_np(out[f"mask_{c}"]).clone(), pixelcnn_mask(k, t, cin, cout, groups)
+        check_shape(got, tuple(want.shape), _mask_call(case))
+        r = k // 2
+        got[:, :, r, r] = want[:, :, r, r]  # the centre tap is the other part's
+        wrong = (got != want.double()).nonzero()
+        if len(wrong):
+            o, i, a, b = wrong[0].tolist()
+            where = ("above the centre row" if a < r else "below the centre row" if a > r
+                     else "left of the centre" if b < r else "right of the centre")
+            should = ("1: taps above the centre row and left of the centre in its row read "
+                      "earlier pixels" if want[o, i, a, b] == 1 else
+                      "0: that tap reads a later pixel")
+            fail(f"{_mask_call(case)}[{o}, {i}, {a}, {b}] is {got[o, i, a, b].item():g}; "
+                 f"the tap ({a}, {b}) lies {where} (centre ({r}, {r})), so it must be "
+                 f"{should}. Off the centre the mask is the same for every channel pair.")
 
 
-class MaskCentre(_MaskProbe):
-    cell = "test_pixelcnn_mask_2"
-    points = 2
-
-    def judge(self, out):
-        for c, case in enumerate(_MASK_CASES):
-            k, t, cin, cout, groups = case
-            want = pixelcnn_mask(k, t, cin, cout, groups)
-            got = from_np(out[f"mask_{c}"])
-            check_shape(got, tuple(want.shape), _mask_call(case))
-            r = k // 2
-            wrong = (got[:, :, r, r] != want[:, :, r, r].double()).nonzero()
-            if len(wrong):
-                o, i = wrong[0].tolist()
-                og, ig = o // (cout // groups), i // (cin // groups)
-                rule = "<" if t == "A" else "<="
-                should = "see" if want[o, i, r, r] == 1 else "not see"
-                fail(f"{_mask_call(case)}[{o}, {i}, {r}, {r}] (the centre tap) is "
-                     f"{got[o, i, r, r].item():g}; output channel {o} (group {og}) must "
-                     f"{should} input channel {i} (group {ig}) at the centre: type {t!r} "
-                     f"connects input group {rule} output group"
-                     + (" (with one group, type 'A' hides the centre and 'B' keeps it)."
-                        if groups == 1 else ". Channel c is in group c // (channels // "
-                        "color_groups)."))
+def _judge_centre(out) -> None:
+    for c, case in enumerate(_MASK_CASES):
+        k, t, cin, cout, groups = case
+        want = pixelcnn_mask(k, t, cin, cout, groups)
+        got = from_np(out[f"mask_{c}"])
+        check_shape(got, tuple(want.shape), _mask_call(case))
+        r = k // 2
+        wrong = (got[:, :, r, r] != want[:, :, r, r].double()).nonzero()
+        if len(wrong):
+            o, i = wrong[0].tolist()
+            og, ig = o // (cout // groups), i // (cin // groups)
+            rule = "<" if t == "A" else "<="
+            should = "see" if want[o, i, r, r] == 1 else "not see"
+            fail(f"{_mask_call(case)}[{o}, {i}, {r}, {r}] (the centre tap) is "
+                 f"{got[o, i, r, r].item():g}; output channel {o} (group {og}) must "
+                 f"{should} input channel {i} (group {ig}) at the centre: type {t!r} "
+                 f"connects input group {rule} output group"
+                 + (" (with one group, type 'A' hides the centre and 'B' keeps it)."
+                    if groups == 1 else ". Channel c is in group c // (channels // "
+                    "color_groups)."))
 
 
 # =============================================================================================
@@ -229,21 +219,12 @@ class MaskedConvKeepsWeight(Part):
             what = _conv_call(case)
             got = from_np(out[f"weight_{c}"])
             check_shape(got, tuple(weight.shape), f"{what}.weight")
-            changed = (got != weight).nonzero()
-            if len(changed):
-                idx = tuple(changed[0].tolist())
-                fail(f"{what} changed its weight: weight{list(idx)} was {weight[idx]:.4g} and "
-                     f"is {got[idx].item():.4g} after a forward pass. Keep `weight` as it is and "
-                     "apply the mask in forward (F.conv2d(x, self.weight * self.mask, ...)); "
-                     "a weight edited in place still gets gradient and comes back after an "
-                     "optimiser step.")
-            mask = pixelcnn_mask(k, t, cin, cout, groups)
-            leak = (mask == 0) & (from_np(out[f"gw_{c}"]) != 0)
-            if leak.any():
-                idx = tuple(leak.nonzero()[0].tolist())
-                fail(f"{what}: weight.grad{list(idx)} is non-zero although the mask is 0 there; "
-                     "a masked weight must get exactly zero gradient. Multiply the weight by "
-                     "the mask inside forward.")
+            judge_weight_kept(got, weight, what, "a forward pass",
+                              "(F.conv2d(x, self.weight * self.mask, ...)); a weight edited in "
+                              "place still gets gradient and comes back after an optimiser "
+                              "step.")
+            judge_masked_grad(from_np(out[f"gw_{c}"]), pixelcnn_mask(k, t, cin, cout, groups),
+                              what, "F.conv2d(x, self.weight * self.mask, ...)")
 
 
 # =============================================================================================
@@ -364,28 +345,13 @@ def _judge_fields(out, part: str) -> None:
                  "and do not add anything to the map that the gradient does not show.")
 
 
-class FieldGrey(Part):
-    exercise = "receptive_field_map"
-    cell = "test_receptive_field_map"
-    points = 2
-
-    probe, judge = delegate(_probe_fields, _judge_fields, "grey")
-
-
-class FieldChannels(Part):
-    exercise = "receptive_field_map"
-    cell = "test_receptive_field_map_2"
-    points = 1
-
-    probe, judge = delegate(_probe_fields, _judge_fields, "channels")
-
-
 # =============================================================================================
 # GatedPixelCNNLayer (5 points), judged by what a stack of it depends on:
 # causal (2), no blind spot and full coverage (2), the reach per layer (1)
 # =============================================================================================
 
 _STACK_CHANNELS = 4
+_STACK_USES = ("pixelcnn_mask", "MaskedConv2d")   # the parts run the course's versions
 _STACKS = [  # kernel_size, layers, H, W (not all square: rows and columns must not swap)
     (3, 1, 7, 7), (3, 2, 8, 8), (3, 3, 9, 9), (5, 1, 7, 7), (5, 2, 9, 9), (3, 4, 5, 5),
     (5, 2, 5, 5), (3, 2, 5, 8), (3, 2, 8, 5),
@@ -441,119 +407,92 @@ def _expected_field(k: int, layers: int, h: int, w: int, pixel: tuple[int, int],
     return field & earlier_pixels(h, w, pixel)
 
 
-class GatedCausal(Part):
-    exercise = "GatedPixelCNNLayer"
-    cell = "test_GatedPixelCNNLayer"
-    points = 2
-    uses = ("pixelcnn_mask", "MaskedConv2d")
-
-    def probe(self, ns):
-        return _probe_stacks(ns)
-
-    def judge(self, out):
-        for s, (k, layers, h, w) in enumerate(_STACKS):
-            seen = _stack_seen(out, s)
-            later = ~torch.stack([earlier_pixels(h, w, px(p, w)).reshape(-1)
-                                  for p in range(h * w)])
-            leak = (seen & later).nonzero().tolist()
-            if leak:
-                # another pixel says more than the pixel itself (which every leak may reach)
-                p, q = (px(v, w) for v in min(leak, key=lambda pq: pq[0] == pq[1]))
-                if p == q:
-                    why = ("the pixel itself. The first layer's horizontal convolution must not "
-                           "see the current pixel, and the first layer adds no residual from h "
-                           "(which is still the image)")
-                elif p[0] == q[0]:
-                    why = ("a later pixel in its own row. Only the vertical stack sees pixels "
-                           "to the right (it covers its own row), so it may enter the horizontal "
-                           "stack only after a shift down by one row")
-                else:
-                    why = ("a pixel in a later row. The vertical stack must look up only (rows "
-                           "i-k//2..i), with zero padding at the top, never at the bottom")
-                fail(f"{_stack_name(k, layers, h, w)}: the output at pixel {p} depends on input "
-                     f"pixel {q}, {why}. (The grader gives every trainable parameter a random "
-                     "value: a mask must be a buffer applied in forward, not zeroed weights.)")
+def _judge_stack_causal(out) -> None:
+    for s, (k, layers, h, w) in enumerate(_STACKS):
+        seen = _stack_seen(out, s)
+        later = ~torch.stack([earlier_pixels(h, w, px(p, w)).reshape(-1)
+                              for p in range(h * w)])
+        leak = (seen & later).nonzero().tolist()
+        if leak:
+            # another pixel says more than the pixel itself (which every leak may reach)
+            p, q = (px(v, w) for v in min(leak, key=lambda pq: pq[0] == pq[1]))
+            if p == q:
+                why = ("the pixel itself. The first layer's horizontal convolution must not "
+                       "see the current pixel, and the first layer adds no residual from h "
+                       "(which is still the image)")
+            elif p[0] == q[0]:
+                why = ("a later pixel in its own row. Only the vertical stack sees pixels "
+                       "to the right (it covers its own row), so it may enter the horizontal "
+                       "stack only after a shift down by one row")
+            else:
+                why = ("a pixel in a later row. The vertical stack must look up only (rows "
+                       "i-k//2..i), with zero padding at the top, never at the bottom")
+            fail(f"{_stack_name(k, layers, h, w)}: the output at pixel {p} depends on input "
+                 f"pixel {q}, {why}. (The grader gives every trainable parameter a random "
+                 "value: a mask must be a buffer applied in forward, not zeroed weights.)")
 
 
-class GatedNoBlindSpot(Part):
-    exercise = "GatedPixelCNNLayer"
-    cell = "test_GatedPixelCNNLayer_2"
-    points = 2
-    uses = ("pixelcnn_mask", "MaskedConv2d")
-
-    def probe(self, ns):
-        return _probe_stacks(ns)
-
-    def judge(self, out):
-        for s, (k, layers, h, w) in enumerate(_STACKS):
-            seen = _stack_seen(out, s)
-            for p in range(h * w):
-                pixel = px(p, w)
-                earlier = earlier_pixels(h, w, pixel)
-                field = seen[p].view(h, w) & earlier
-                spot = blind_spot(field, pixel).nonzero()
-                if len(spot):
-                    a, b = spot[0].tolist()
-                    fail(f"{_stack_name(k, layers, h, w)}: the output at pixel {pixel} has a "
-                         f"blind spot: it does not see the earlier pixel ({a}, {b}) although it "
-                         f"sees pixels higher up in column {b}. The vertical stack must reach "
-                         "k//2 columns to each side of every row above, and feed h at every "
-                         "layer.")
-                if (k, layers, h, w) in _COVERING and (earlier & ~field).any():
-                    a, b = (earlier & ~field).nonzero()[0].tolist()
-                    fail(f"{_stack_name(k, layers, h, w)}: the output at pixel {pixel} does not "
-                         f"see the earlier pixel ({a}, {b}), though {layers} layers of reach "
-                         f"{k // 2} should cover the whole image. h must receive the vertical "
-                         "stack (the rows above) at every layer, and keep what it saw before "
-                         "(a residual connection from the second layer on).")
+def _judge_no_blind_spot(out) -> None:
+    for s, (k, layers, h, w) in enumerate(_STACKS):
+        seen = _stack_seen(out, s)
+        for p in range(h * w):
+            pixel = px(p, w)
+            earlier = earlier_pixels(h, w, pixel)
+            field = seen[p].view(h, w) & earlier
+            spot = blind_spot(field, pixel).nonzero()
+            if len(spot):
+                a, b = spot[0].tolist()
+                fail(f"{_stack_name(k, layers, h, w)}: the output at pixel {pixel} has a "
+                     f"blind spot: it does not see the earlier pixel ({a}, {b}) although it "
+                     f"sees pixels higher up in column {b}. The vertical stack must reach "
+                     "k//2 columns to each side of every row above, and feed h at every "
+                     "layer.")
+            if (k, layers, h, w) in _COVERING and (earlier & ~field).any():
+                a, b = (earlier & ~field).nonzero()[0].tolist()
+                fail(f"{_stack_name(k, layers, h, w)}: the output at pixel {pixel} does not "
+                     f"see the earlier pixel ({a}, {b}), though {layers} layers of reach "
+                     f"{k // 2} should cover the whole image. h must receive the vertical "
+                     "stack (the rows above) at every layer, and keep what it saw before "
+                     "(a residual connection from the second layer on).")
 
 
-class GatedReach(Part):
-    exercise = "GatedPixelCNNLayer"
-    cell = "test_GatedPixelCNNLayer_3"
-    points = 1
-    uses = ("pixelcnn_mask", "MaskedConv2d")
+def _judge_stack_reach(out) -> None:
+    fields = {s: _stack_seen(out, s) for s in range(len(_STACKS))}
 
-    def probe(self, ns):
-        return _probe_stacks(ns)
+    def mismatches(extra_row: int) -> list[tuple[int, int]]:
+        return [(s, p) for s, (k, layers, h, w) in enumerate(_STACKS) for p in range(h * w)
+                if not torch.equal(fields[s][p].view(h, w) & earlier_pixels(h, w, px(p, w)),
+                                   _expected_field(k, layers, h, w, px(p, w), extra_row))]
 
-    def judge(self, out):
-        fields = {s: _stack_seen(out, s) for s in range(len(_STACKS))}
+    # extra_row 1: the vertical stack covers its own row and is shifted down (the usual
+    # layout); 0: it excludes its own row from the first layer on and needs no shift
+    bad = {extra: mismatches(extra) for extra in (1, 0)}
+    if not bad[1] or not bad[0]:
+        return
+    extra = min(bad, key=lambda e: len(bad[e]))
 
-        def mismatches(extra_row: int) -> list[tuple[int, int]]:
-            return [(s, p) for s, (k, layers, h, w) in enumerate(_STACKS) for p in range(h * w)
-                    if not torch.equal(fields[s][p].view(h, w) & earlier_pixels(h, w, px(p, w)),
-                                       _expected_field(k, layers, h, w, px(p, w), extra_row))]
+    def room(sp: tuple[int, int]) -> int:  # an example away from the borders reads best
+        i, j = px(sp[1], _STACKS[sp[0]][3])
+        return min(i, j, _STACKS[sp[0]][3] - 1 - j)
 
-        # extra_row 1: the vertical stack covers its own row and is shifted down (the usual
-        # layout); 0: it excludes its own row from the first layer on and needs no shift
-        bad = {extra: mismatches(extra) for extra in (1, 0)}
-        if not bad[1] or not bad[0]:
-            return
-        extra = min(bad, key=lambda e: len(bad[e]))
-
-        def room(sp: tuple[int, int]) -> int:  # an example away from the borders reads best
-            i, j = px(sp[1], _STACKS[sp[0]][3])
-            return min(i, j, _STACKS[sp[0]][3] - 1 - j)
-
-        s, p = max(bad[extra], key=room)
-        k, layers, h, w = _STACKS[s]
-        pixel, r, reach = px(p, w), k // 2, layers * (k // 2)
-        got = fields[s][p].view(h, w) & earlier_pixels(h, w, pixel)
-        want = _expected_field(k, layers, h, w, pixel, extra)
-        if not torch.equal(got[pixel[0]], want[pixel[0]]):
-            cols = got[pixel[0]].nonzero().flatten().tolist()
-            fail(f"{_stack_name(k, layers, h, w)}: in its own row the output at pixel {pixel} "
-                 f"sees the columns {cols}; with {layers} layer(s) of horizontal reach k//2 = {r} "
-                 f"it should see exactly columns {max(0, pixel[1] - reach)}..{pixel[1] - 1}.")
-        rows = got[:pixel[0]].any(1).nonzero().flatten().tolist()
-        cols = got[:pixel[0]].any(0).nonzero().flatten().tolist()
-        fail(f"{_stack_name(k, layers, h, w)}: above its row the output at pixel {pixel} sees "
-             f"rows {rows} and columns {cols}; the vertical stack should reach k//2 = {r} more "
-             f"rows up and {r} more columns to each side per layer, so here columns "
-             f"{max(0, pixel[1] - reach)}..{min(w - 1, pixel[1] + reach)} of every row from "
-             f"{max(0, pixel[0] - reach - 1)} (or {max(0, pixel[0] - reach)}, when the first "
-             f"layer's vertical stack already excludes its own row) to {pixel[0] - 1}.")
+    s, p = max(bad[extra], key=room)
+    k, layers, h, w = _STACKS[s]
+    pixel, r, reach = px(p, w), k // 2, layers * (k // 2)
+    got = fields[s][p].view(h, w) & earlier_pixels(h, w, pixel)
+    want = _expected_field(k, layers, h, w, pixel, extra)
+    if not torch.equal(got[pixel[0]], want[pixel[0]]):
+        cols = got[pixel[0]].nonzero().flatten().tolist()
+        fail(f"{_stack_name(k, layers, h, w)}: in its own row the output at pixel {pixel} "
+             f"sees the columns {cols}; with {layers} layer(s) of horizontal reach k//2 = {r} "
+             f"it should see exactly columns {max(0, pixel[1] - reach)}..{pixel[1] - 1}.")
+    rows = got[:pixel[0]].any(1).nonzero().flatten().tolist()
+    cols = got[:pixel[0]].any(0).nonzero().flatten().tolist()
+    fail(f"{_stack_name(k, layers, h, w)}: above its row the output at pixel {pixel} sees "
+         f"rows {rows} and columns {cols}; the vertical stack should reach k//2 = {r} more "
+         f"rows up and {r} more columns to each side per layer, so here columns "
+         f"{max(0, pixel[1] - reach)}..{min(w - 1, pixel[1] + reach)} of every row from "
+         f"{max(0, pixel[0] - reach - 1)} (or {max(0, pixel[0] - reach)}, when the first "
+         f"layer's vertical stack already excludes its own row) to {pixel[0] - 1}.")
 
 
 # =============================================================================================
@@ -588,22 +527,6 @@ def _judge_attention_mask(out, include_self: bool) -> None:
             rule = "j <= i" if include_self else "j < i"
             fail(f"{what}[{i}, {j}] is {bool(got[i, j])}; row i is the query and column j the "
                  f"key, and query {i} may attend to key {j} exactly when {rule}.")
-
-
-class AttentionMaskSelf(Part):
-    exercise = "causal_attention_mask"
-    cell = "test_causal_attention_mask"
-    points = 1
-
-    probe, judge = delegate(_probe_attention_mask, _judge_attention_mask, True)
-
-
-class AttentionMaskStrict(Part):
-    exercise = "causal_attention_mask"
-    cell = "test_causal_attention_mask_2"
-    points = 1
-
-    probe, judge = delegate(_probe_attention_mask, _judge_attention_mask, False)
 
 
 # =============================================================================================
@@ -686,24 +609,6 @@ def _judge_attention(out, include_self: bool) -> None:
         for name in _PARAMS:
             check_close(from_np(out[f"g_{name}_{c}"]), ref.get_parameter(name).grad,
                         f"{what}: the gradient of {name}", atol=1e-5, hint=hint)
-
-
-class AttentionWithSelf(Part):
-    exercise = "CausalSelfAttention"
-    cell = "test_CausalSelfAttention"
-    points = 2
-    uses = ("causal_attention_mask",)
-
-    probe, judge = delegate(_probe_attention, _judge_attention, True)
-
-
-class AttentionWithoutSelf(Part):
-    exercise = "CausalSelfAttention"
-    cell = "test_CausalSelfAttention_2"
-    points = 1
-    uses = ("causal_attention_mask",)
-
-    probe, judge = delegate(_probe_attention, _judge_attention, False)
 
 
 _CAUSAL_ATTN = [(8, 2, 7, True), (8, 2, 7, False), (6, 3, 5, False)]  # dim, heads, L, self
@@ -858,13 +763,37 @@ __all__ = ["receptive_field_map", "train_pixelcnn", "TinyPixelCNN", "GatedStack"
 # =============================================================================================
 
 TABLE = Assignment("hw3_pixel_models", (
-    Exercise("pixelcnn_mask", 4, (MaskOffCentre(), MaskCentre())),
+    Exercise("pixelcnn_mask", 4, (
+        Check("pixelcnn_mask", "test_pixelcnn_mask", 2, _probe_masks, _judge_off_centre),
+        Check("pixelcnn_mask", "test_pixelcnn_mask_2", 2, _probe_masks, _judge_centre),
+    )),
     Exercise("MaskedConv2d", 2, (MaskedConvOutput(), MaskedConvKeepsWeight())),
-    Exercise("receptive_field_map", 3, (FieldGrey(), FieldChannels())),
-    Exercise("GatedPixelCNNLayer", 5, (GatedCausal(), GatedNoBlindSpot(), GatedReach())),
-    Exercise("causal_attention_mask", 2, (AttentionMaskSelf(), AttentionMaskStrict())),
+    Exercise("receptive_field_map", 3, (
+        Check("receptive_field_map", "test_receptive_field_map", 2, _probe_fields,
+              _judge_fields, ("grey",)),
+        Check("receptive_field_map", "test_receptive_field_map_2", 1, _probe_fields,
+              _judge_fields, ("channels",)),
+    )),
+    Exercise("GatedPixelCNNLayer", 5, (
+        Check("GatedPixelCNNLayer", "test_GatedPixelCNNLayer", 2, _probe_stacks,
+              _judge_stack_causal, uses=_STACK_USES),
+        Check("GatedPixelCNNLayer", "test_GatedPixelCNNLayer_2", 2, _probe_stacks,
+              _judge_no_blind_spot, uses=_STACK_USES),
+        Check("GatedPixelCNNLayer", "test_GatedPixelCNNLayer_3", 1, _probe_stacks,
+              _judge_stack_reach, uses=_STACK_USES),
+    )),
+    Exercise("causal_attention_mask", 2, (
+        Check("causal_attention_mask", "test_causal_attention_mask", 1, _probe_attention_mask,
+              _judge_attention_mask, (True,)),
+        Check("causal_attention_mask", "test_causal_attention_mask_2", 1, _probe_attention_mask,
+              _judge_attention_mask, (False,)),
+    )),
     Exercise("CausalSelfAttention", 4, (
-        AttentionWithSelf(), AttentionWithoutSelf(), AttentionCausal()
+        Check("CausalSelfAttention", "test_CausalSelfAttention", 2, _probe_attention,
+              _judge_attention, (True,), uses=("causal_attention_mask",)),
+        Check("CausalSelfAttention", "test_CausalSelfAttention_2", 1, _probe_attention,
+              _judge_attention, (False,), uses=("causal_attention_mask",)),
+        AttentionCausal(),
     )),
     Exercise("train_pixelcnn", 3, (TrainPixelCNN(),)),
 ))
