@@ -265,10 +265,13 @@ def total_bytes() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Train and write the checkpoints by executing the notebooks at the ``cpu`` budget."""
-    from arlab.walkthrough import execute, notebooks
+    from arlab.walkthrough import execute, notebooks, write_executed
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: all of notebooks/")
+    parser.add_argument("--in-place", action="store_true",
+                        help="also write each executed notebook (which trained its models) over "
+                             "its source, as `make walkthrough` does")
     args = parser.parse_args(argv)
     os.environ[MODE_ENV] = "write"
     failed = []
@@ -278,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             old.unlink()
         print(f"{stem}: training at the {BUDGET} budget ...", flush=True)
         try:
-            execute(path.resolve(), BUDGET)
+            nb = execute(path.resolve(), BUDGET)
+            if args.in_place:
+                write_executed(nb, path, BUDGET)
         except Exception as err:   # one broken notebook must not cost the others' training
             failed.append(stem)
             print(f"{stem} FAILED: {type(err).__name__}: {str(err)[-2000:]}", flush=True)

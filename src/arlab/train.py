@@ -231,5 +231,6 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
                         max_steps=max_steps, clip_grad=clip_grad, conditional=conditional,
                         seed=seed, eval_batch_size=eval_batch_size,
                         bf16=bool(autocast), device=device.type)
-        print(f"saved {checkpoints.save(checkpoint, model, hist, test, settings)}")
+        path = checkpoints.save(checkpoint, model, hist, test, settings)
+        print(f"trained here and saved as {path.relative_to(checkpoints.ROOT.parent)}")
     return hist
