@@ -42,8 +42,9 @@ _ARLAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../
 
 
 class Part:
-    """One hidden test cell. Subclasses set the class attributes and both halves; an
-    assignment's table lists an instance of each."""
+    """One hidden test cell: the protocol every entry of a table follows. The assignments
+    declare theirs as :class:`Check` rows; a subclass that sets the attributes and both
+    halves serves too (the tests' own demo part does)."""
 
     exercise: ClassVar[str]          # the answer cell's grade id (the name it defines)
     cell: ClassVar[str]              # the test cell's grade id: test_<exercise>[_k]

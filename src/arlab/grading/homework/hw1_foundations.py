@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from arlab.data import smiley_2d
 from arlab.grading.checks import all_configs, check_close, check_shape, fail
-from arlab.grading.parts import Assignment, Check, Exercise, Part, student
+from arlab.grading.parts import Assignment, Check, Exercise, student
 from arlab.grading.probes import from_np, gen, randomise, returned
 from arlab.grading.references import CoordinateRNN, TwoVariableModel, train_two_variable
 from arlab.models.histogram import histogram_probs, inverse_cdf_sample
@@ -206,26 +206,18 @@ def _judge_icdf_scalars(out, cases, hint: str) -> None:
                      f"(the CDF is {[round(v, 10) for v in cdf]}). {hint}")
 
 
-class InverseCdfRandom(Part):
-    exercise = "inverse_cdf_sample"
-    cell = "test_inverse_cdf_sample"
-    points = 1
-
-    def probe(self, ns):
-        return _probe_icdf_random(ns)
-
-    def judge(self, out):
-        for c, (lead, d, dtype, _) in enumerate(_BATCH_SHAPES):
-            probs, u = _random_case(c)
-            want = inverse_cdf_sample(probs, u)
-            got = from_np(out[f"k_{c}"])
-            what = f"inverse_cdf_sample(probs {list(probs.shape)}, u {list(u.shape)})"
-            check_shape(got, tuple(lead), f"{what} (one level per u: the leading dims of probs)")
-            _integer_levels(got, what)
-            check_close(got.long(), want, what, atol=0, rtol=0,
-                        hint="the sample is the smallest k with CDF[k] > u, the CDF being the "
-                             "running sum of probs over the last dim (torch.cumsum(probs, -1)); "
-                             "every leading dim is a separate distribution with its own u.")
+def _judge_inverse_cdf_random(out) -> None:
+    for c, (lead, d, dtype, _) in enumerate(_BATCH_SHAPES):
+        probs, u = _random_case(c)
+        want = inverse_cdf_sample(probs, u)
+        got = from_np(out[f"k_{c}"])
+        what = f"inverse_cdf_sample(probs {list(probs.shape)}, u {list(u.shape)})"
+        check_shape(got, tuple(lead), f"{what} (one level per u: the leading dims of probs)")
+        _integer_levels(got, what)
+        check_close(got.long(), want, what, atol=0, rtol=0,
+                    hint="the sample is the smallest k with CDF[k] > u, the CDF being the "
+                         "running sum of probs over the last dim (torch.cumsum(probs, -1)); "
+                         "every leading dim is a separate distribution with its own u.")
 
 
 # =============================================================================================
@@ -285,97 +277,85 @@ def _run_logistic(fn, x: Tensor, params: Sequence[Tensor], d: int) -> Tensor:
     return lp
 
 
-class LogisticInterior(Part):
-    exercise = "dlogistic_mixture_log_prob"
-    cell = "test_dlogistic_mixture_log_prob"
-    points = 1
-
-    def probe(self, ns):
-        fn, out = student(ns, "dlogistic_mixture_log_prob"), {}
-        for c, (d, m, seed) in enumerate(_MODERATE):
-            out[f"lp_{c}"] = _run_logistic(fn, _interior_x(d, seed),
-                                           _moderate_params(d, m, seed, 0.0), d)
-        return out
-
-    def judge(self, out):
-        for c, (d, m, seed) in enumerate(_MODERATE):
-            x, params = _interior_x(d, seed), _moderate_params(d, m, seed, 0.0)
-            check_close(from_np(out[f"lp_{c}"]).double(), _reference_lp(x, params, d),
-                        f"{_logistic_call(d, m)} on interior levels 1..{d - 2}",
-                        atol=1e-4, rtol=1e-4,
-                        hint="bin k covers [k - 0.5, k + 0.5]: its mass under one logistic is "
-                             "sigmoid((k + 0.5 - mean) / s) - sigmoid((k - 0.5 - mean) / s), "
-                             "s = exp(log_scale), not the density at k; the mixture weights are "
-                             "softmax(logits).")
+def _probe_logistic_interior(ns) -> dict[str, Tensor]:
+    fn, out = student(ns, "dlogistic_mixture_log_prob"), {}
+    for c, (d, m, seed) in enumerate(_MODERATE):
+        out[f"lp_{c}"] = _run_logistic(fn, _interior_x(d, seed),
+                                       _moderate_params(d, m, seed, 0.0), d)
+    return out
 
 
-class LogisticEdges(Part):
-    exercise = "dlogistic_mixture_log_prob"
-    cell = "test_dlogistic_mixture_log_prob_2"
-    points = 1
-
-    def probe(self, ns):
-        fn, out = student(ns, "dlogistic_mixture_log_prob"), {}
-        for c, (d, m, seed) in enumerate(_EDGE_SETS):
-            out[f"lp_{c}"] = _run_logistic(fn, torch.arange(d),
-                                           _moderate_params(d, m, seed, 2.0), d)
-        return out
-
-    def judge(self, out):
-        for c, (d, m, seed) in enumerate(_EDGE_SETS):
-            params = _moderate_params(d, m, seed, 2.0)
-            want = _reference_lp(torch.arange(d), params, d)
-            got = from_np(out[f"lp_{c}"]).double()
-            what = f"{_logistic_call(d, m)} on x = 0..{d - 1}"
-            check_shape(got, (d,), what)
-            hint = ("bin 0 extends to -inf (its mass is sigmoid((0.5 - mean) / s)) and bin d-1 "
-                    "to +inf (1 - sigmoid((d - 1.5 - mean) / s)), so the d bins hold all the "
-                    "mass.")
-            if torch.isfinite(got).all():
-                total = float(got.logsumexp(0).exp())
-                if abs(total - 1) > 1e-4:
-                    fail(f"{what}: the probabilities of the {d} levels sum to {total:.6f}, "
-                         f"not 1 (means {params[1].tolist()}). {hint}")
-            check_close(got[[0, d - 1]], want[[0, d - 1]],
-                        f"{what}: the log-probabilities of the edge bins 0 and {d - 1}",
-                        atol=1e-4, rtol=1e-4, hint=hint)
+def _judge_logistic_interior(out) -> None:
+    for c, (d, m, seed) in enumerate(_MODERATE):
+        x, params = _interior_x(d, seed), _moderate_params(d, m, seed, 0.0)
+        check_close(from_np(out[f"lp_{c}"]).double(), _reference_lp(x, params, d),
+                    f"{_logistic_call(d, m)} on interior levels 1..{d - 2}",
+                    atol=1e-4, rtol=1e-4,
+                    hint="bin k covers [k - 0.5, k + 0.5]: its mass under one logistic is "
+                         "sigmoid((k + 0.5 - mean) / s) - sigmoid((k - 0.5 - mean) / s), "
+                         "s = exp(log_scale), not the density at k; the mixture weights are "
+                         "softmax(logits).")
 
 
-class LogisticExtremes(Part):
-    exercise = "dlogistic_mixture_log_prob"
-    cell = "test_dlogistic_mixture_log_prob_3"
-    points = 2
+def _probe_logistic_edges(ns) -> dict[str, Tensor]:
+    fn, out = student(ns, "dlogistic_mixture_log_prob"), {}
+    for c, (d, m, seed) in enumerate(_EDGE_SETS):
+        out[f"lp_{c}"] = _run_logistic(fn, torch.arange(d),
+                                       _moderate_params(d, m, seed, 2.0), d)
+    return out
 
-    def probe(self, ns):
-        fn, out = student(ns, "dlogistic_mixture_log_prob"), {}
-        for c, (d, logits, means, log_scales) in enumerate(_EXTREMES):
-            params = (_f32(logits), _f32(means), _f32(log_scales))
-            out[f"lp_{c}"] = _run_logistic(fn, torch.arange(d), params, d)
-        return out
 
-    def judge(self, out):
-        """Every bin finite; the interior bins exact (the edge bins' values are the second
-        test's business, so an edge mistake is charged there only)."""
-        for c, (d, logits, means, log_scales) in enumerate(_EXTREMES):
-            params = (_f32(logits), _f32(means), _f32(log_scales))
-            want = _reference_lp(torch.arange(d), params, d)
-            got = from_np(out[f"lp_{c}"]).double()
-            what = (f"dlogistic_mixture_log_prob(x = 0..{d - 1}, logits={logits}, means={means}, "
-                    f"log_scales={log_scales}, d={d})")
-            check_shape(got, (d,), what)
-            if not torch.isfinite(got).all():
-                k = int((~torch.isfinite(got)).nonzero()[0])
-                fail(f"{what} gives {got[k].item()} at x = {k}, where the exact value is "
-                     f"{want[k].item():.6g}: a tiny bin mass underflowed, or 1 - 1 cancelled in "
-                     "a tail. Stay in log space: sigmoid(b) - sigmoid(a) = sigmoid(b) * "
-                     "sigmoid(-a) * (1 - exp(-(b - a))) with b - a = 1/s, each factor by "
-                     "F.logsigmoid or log(-expm1(.)), and logsumexp over the components.")
-            # float32 rounding of values near -1e5 costs ~1e-2 in absolute terms: relative part
-            check_close(got[1:d - 1], want[1:d - 1], f"{what} on the interior levels 1..{d - 2}",
-                        atol=5e-3, rtol=1e-4,
-                        hint="compute each bin's mass exactly (no density-at-the-centre "
-                             "approximation), in log space, and combine the components with "
-                             "logsumexp of log_softmax(logits) + the components' log-masses.")
+def _judge_logistic_edges(out) -> None:
+    for c, (d, m, seed) in enumerate(_EDGE_SETS):
+        params = _moderate_params(d, m, seed, 2.0)
+        want = _reference_lp(torch.arange(d), params, d)
+        got = from_np(out[f"lp_{c}"]).double()
+        what = f"{_logistic_call(d, m)} on x = 0..{d - 1}"
+        check_shape(got, (d,), what)
+        hint = ("bin 0 extends to -inf (its mass is sigmoid((0.5 - mean) / s)) and bin d-1 "
+                "to +inf (1 - sigmoid((d - 1.5 - mean) / s)), so the d bins hold all the "
+                "mass.")
+        if torch.isfinite(got).all():
+            total = float(got.logsumexp(0).exp())
+            if abs(total - 1) > 1e-4:
+                fail(f"{what}: the probabilities of the {d} levels sum to {total:.6f}, "
+                     f"not 1 (means {params[1].tolist()}). {hint}")
+        check_close(got[[0, d - 1]], want[[0, d - 1]],
+                    f"{what}: the log-probabilities of the edge bins 0 and {d - 1}",
+                    atol=1e-4, rtol=1e-4, hint=hint)
+
+
+def _probe_logistic_extremes(ns) -> dict[str, Tensor]:
+    fn, out = student(ns, "dlogistic_mixture_log_prob"), {}
+    for c, (d, logits, means, log_scales) in enumerate(_EXTREMES):
+        params = (_f32(logits), _f32(means), _f32(log_scales))
+        out[f"lp_{c}"] = _run_logistic(fn, torch.arange(d), params, d)
+    return out
+
+
+def _judge_logistic_extremes(out) -> None:
+    """Every bin finite; the interior bins exact (the edge bins' values are the second
+    test's business, so an edge mistake is charged there only)."""
+    for c, (d, logits, means, log_scales) in enumerate(_EXTREMES):
+        params = (_f32(logits), _f32(means), _f32(log_scales))
+        want = _reference_lp(torch.arange(d), params, d)
+        got = from_np(out[f"lp_{c}"]).double()
+        what = (f"dlogistic_mixture_log_prob(x = 0..{d - 1}, logits={logits}, means={means}, "
+                f"log_scales={log_scales}, d={d})")
+        check_shape(got, (d,), what)
+        if not torch.isfinite(got).all():
+            k = int((~torch.isfinite(got)).nonzero()[0])
+            fail(f"{what} gives {got[k].item()} at x = {k}, where the exact value is "
+                 f"{want[k].item():.6g}: a tiny bin mass underflowed, or 1 - 1 cancelled in "
+                 "a tail. Stay in log space: sigmoid(b) - sigmoid(a) = sigmoid(b) * "
+                 "sigmoid(-a) * (1 - exp(-(b - a))) with b - a = 1/s, each factor by "
+                 "F.logsigmoid or log(-expm1(.)), and logsumexp over the components.")
+        # float32 rounding of values near -1e5 costs ~1e-2 in absolute terms: relative part
+        check_close(got[1:d - 1], want[1:d - 1], f"{what} on the interior levels 1..{d - 2}",
+                    atol=5e-3, rtol=1e-4,
+                    hint="compute each bin's mass exactly (no density-at-the-centre "
+                         "approximation), in log space, and combine the components with "
+                         "logsumexp of log_softmax(logits) + the components' log-masses.")
 
 
 # =============================================================================================
@@ -389,29 +369,25 @@ def _nll_case(n: int, seed: int) -> Tensor:
     return torch.rand(n, generator=gen(seed)) * 500 + 1
 
 
-class BitsPerDim(Part):
-    exercise = "bits_per_dim"
-    cell = "test_bits_per_dim"
-    points = 1
+def _probe_bits_per_dim(ns) -> dict[str, Tensor]:
+    fn, values = student(ns, "bits_per_dim"), []
+    for n, dims, seed in _BITS_CASES:
+        values.append(_number(fn(_nll_case(n, seed), dims),
+                              f"bits_per_dim(nll_nats [{n}], {dims})"))
+    return {"values": torch.tensor(values, dtype=torch.float64)}
 
-    def probe(self, ns):
-        fn, values = student(ns, "bits_per_dim"), []
-        for n, dims, seed in _BITS_CASES:
-            values.append(_number(fn(_nll_case(n, seed), dims),
-                                  f"bits_per_dim(nll_nats [{n}], {dims})"))
-        return {"values": torch.tensor(values, dtype=torch.float64)}
 
-    def judge(self, out):
-        got = from_np(out["values"])
-        check_shape(got, (len(_BITS_CASES),), "the values of bits_per_dim")
-        for value, (n, dims, seed) in zip(got.tolist(), _BITS_CASES):
-            nll = _nll_case(n, seed)
-            want = bits_per_dim(nll, dims)
-            if not math.isclose(value, want, rel_tol=1e-5):
-                fail(f"bits_per_dim(nll_nats, num_dims={dims}) for {n} example(s) with mean NLL "
-                     f"{float(nll.double().mean()):.4f} nats returned {value:.6g}; expected "
-                     f"{want:.6g}: the mean over examples, divided by num_dims, divided by "
-                     "ln 2 (1 bit = ln 2 nats).")
+def _judge_bits_per_dim(out) -> None:
+    got = from_np(out["values"])
+    check_shape(got, (len(_BITS_CASES),), "the values of bits_per_dim")
+    for value, (n, dims, seed) in zip(got.tolist(), _BITS_CASES):
+        nll = _nll_case(n, seed)
+        want = bits_per_dim(nll, dims)
+        if not math.isclose(value, want, rel_tol=1e-5):
+            fail(f"bits_per_dim(nll_nats, num_dims={dims}) for {n} example(s) with mean NLL "
+                 f"{float(nll.double().mean()):.4f} nats returned {value:.6g}; expected "
+                 f"{want:.6g}: the mean over examples, divided by num_dims, divided by "
+                 "ln 2 (1 bit = ln 2 nats).")
 
 
 # =============================================================================================
@@ -506,75 +482,55 @@ def _fitted(out) -> tuple[Tensor, Tensor]:
     return _pair_table(lp, d)
 
 
-class TwoVariableNormalised(Part):
-    exercise = "TwoVariableModel"
-    cell = "test_TwoVariableModel"
-    points = 1
-
-    def probe(self, ns):
-        return _probe_tv_random(ns)
-
-    def judge(self, out):
-        for c, (d, hidden, _) in enumerate(_TV_CASES):
-            what = f"TwoVariableModel({d}, {hidden}) with random weights"
-            lp = from_np(out[f"lp_{c}"]).double()
-            _judge_normalised(lp, d * d, f"{what}, over all {d}x{d} pairs")
-            _judge_batch_free(lp, from_np(out[f"rev_{c}"]).double(), what)
+def _judge_two_variable_normalised(out) -> None:
+    for c, (d, hidden, _) in enumerate(_TV_CASES):
+        what = f"TwoVariableModel({d}, {hidden}) with random weights"
+        lp = from_np(out[f"lp_{c}"]).double()
+        _judge_normalised(lp, d * d, f"{what}, over all {d}x{d} pairs")
+        _judge_batch_free(lp, from_np(out[f"rev_{c}"]).double(), what)
 
 
-class TwoVariableConditional(Part):
-    exercise = "TwoVariableModel"
-    cell = "test_TwoVariableModel_2"
-    points = 1
-
-    def probe(self, ns):
-        return {**_probe_tv_random(ns), **_probe_tv_fit(ns)}
-
-    def judge(self, out):
-        for c, (d, hidden, _) in enumerate(_TV_CASES):
-            lp = from_np(out[f"lp_{c}"]).double()
-            check_shape(lp, (d * d,), "the log-probabilities of all pairs")
-            if not torch.isfinite(lp).all():
-                fail(f"TwoVariableModel({d}, {hidden}) gives a non-finite log_prob for some "
-                     "pair (see the first test).")
-            _, cond = _pair_table(lp, d)
-            probs = cond.exp()
-            spread = (probs[:, None, :] - probs[None, :, :]).abs().sum(-1).max() / 2
-            if spread < _ROWS_DIFFER:
-                fail(f"TwoVariableModel({d}, {hidden}) with random weights gives the same "
-                     "p(x2 | x1) for every value of x1: the MLP for p(x2 | x1) must read x1 "
-                     "(as the one-hot F.one_hot(x[:, 0], d)), never x2 or a constant.")
-        p1, cond = _fit_target()
-        _, got = _fitted(out)
-        kl = float((p1[:, None] * cond * (cond.log() - got)).sum())
-        if kl > _FIT_CONDITIONAL_KL:
-            fail(f"fitted to a known joint (Adam on your model's parameters, lr {_FIT['lr']}, "
-                 f"{_FIT['steps']} steps), TwoVariableModel({_FIT['d']}, {_FIT['hidden']})'s "
-                 f"p(x2 | x1) stays {kl:.3f} nats (mean KL) from the target's; a correct model "
-                 f"gets below {_FIT_CONDITIONAL_KL}. The MLP must read the one-hot of x1, its "
-                 "layers must be registered modules (nn.Linear attributes or nn.Sequential, not "
-                 "a plain list), and its output must go through log_softmax over the d levels.")
+def _probe_two_variable_conditional(ns) -> dict[str, Tensor]:
+    return {**_probe_tv_random(ns), **_probe_tv_fit(ns)}
 
 
-class TwoVariableMarginal(Part):
-    exercise = "TwoVariableModel"
-    cell = "test_TwoVariableModel_3"
-    points = 1
+def _judge_two_variable_conditional(out) -> None:
+    for c, (d, hidden, _) in enumerate(_TV_CASES):
+        lp = from_np(out[f"lp_{c}"]).double()
+        check_shape(lp, (d * d,), "the log-probabilities of all pairs")
+        if not torch.isfinite(lp).all():
+            fail(f"TwoVariableModel({d}, {hidden}) gives a non-finite log_prob for some "
+                 "pair (see the first test).")
+        _, cond = _pair_table(lp, d)
+        probs = cond.exp()
+        spread = (probs[:, None, :] - probs[None, :, :]).abs().sum(-1).max() / 2
+        if spread < _ROWS_DIFFER:
+            fail(f"TwoVariableModel({d}, {hidden}) with random weights gives the same "
+                 "p(x2 | x1) for every value of x1: the MLP for p(x2 | x1) must read x1 "
+                 "(as the one-hot F.one_hot(x[:, 0], d)), never x2 or a constant.")
+    p1, cond = _fit_target()
+    _, got = _fitted(out)
+    kl = float((p1[:, None] * cond * (cond.log() - got)).sum())
+    if kl > _FIT_CONDITIONAL_KL:
+        fail(f"fitted to a known joint (Adam on your model's parameters, lr {_FIT['lr']}, "
+             f"{_FIT['steps']} steps), TwoVariableModel({_FIT['d']}, {_FIT['hidden']})'s "
+             f"p(x2 | x1) stays {kl:.3f} nats (mean KL) from the target's; a correct model "
+             f"gets below {_FIT_CONDITIONAL_KL}. The MLP must read the one-hot of x1, its "
+             "layers must be registered modules (nn.Linear attributes or nn.Sequential, not "
+             "a plain list), and its output must go through log_softmax over the d levels.")
 
-    def probe(self, ns):
-        return _probe_tv_fit(ns)
 
-    def judge(self, out):
-        p1, _ = _fit_target()
-        got, _ = _fitted(out)
-        kl = float((p1 * (p1.log() - got)).sum())
-        if kl > _FIT_MARGINAL_KL:
-            fail(f"fitted to a known joint (Adam on your model's parameters, lr {_FIT['lr']}, "
-                 f"{_FIT['steps']} steps), TwoVariableModel({_FIT['d']}, {_FIT['hidden']})'s "
-                 f"p(x1) stays {kl:.3f} nats (KL) from the target's; a correct model gets below "
-                 f"{_FIT_MARGINAL_KL}. p(x1) is log_softmax of a logits vector that must be an "
-                 "nn.Parameter (a plain tensor attribute is never trained), used for every "
-                 "pair whatever x2.")
+def _judge_two_variable_marginal(out) -> None:
+    p1, _ = _fit_target()
+    got, _ = _fitted(out)
+    kl = float((p1 * (p1.log() - got)).sum())
+    if kl > _FIT_MARGINAL_KL:
+        fail(f"fitted to a known joint (Adam on your model's parameters, lr {_FIT['lr']}, "
+             f"{_FIT['steps']} steps), TwoVariableModel({_FIT['d']}, {_FIT['hidden']})'s "
+             f"p(x1) stays {kl:.3f} nats (KL) from the target's; a correct model gets below "
+             f"{_FIT_MARGINAL_KL}. p(x1) is log_softmax of a logits vector that must be an "
+             "nn.Parameter (a plain tensor attribute is never trained), used for every "
+             "pair whatever x2.")
 
 
 # =============================================================================================
@@ -611,94 +567,86 @@ def _logits(model: nn.Module, x: Tensor, what: str) -> Tensor:
     return y.detach().double()
 
 
-class RNNNormalised(Part):
-    exercise = "CoordinateRNN"
-    cell = "test_CoordinateRNN"
-    points = 1
-
-    def probe(self, ns):
-        out = {}
-        h, w = _NORM_SHAPE
-        images = all_configs((1, h, w), 2)
-        for append in (False, True):
-            model = _new_rnn(ns, append, h, w, 70 + append)
-            what = _rnn_call(append, h, w)
-            with torch.no_grad():
-                out[f"lp_{append:d}"] = _log_prob(model, images.float(), len(images), what)
-                out[f"rev_{append:d}"] = _log_prob(model, images.flip(0), len(images),
-                                                   what).flip(0)   # LongTensor input
-        return out
-
-    def judge(self, out):
-        h, w = _NORM_SHAPE
-        for append in (False, True):
-            what = f"{_rnn_call(append, h, w)} with random weights"
-            lp = from_np(out[f"lp_{append:d}"]).double()
-            _judge_normalised(lp, 2 ** (h * w), f"{what}, over all {2 ** (h * w)} binary images")
-            _judge_batch_free(lp, from_np(out[f"rev_{append:d}"]).double(),
-                              f"{what} (the reverse order given as a LongTensor)")
+def _probe_rnn_normalised(ns) -> dict[str, Tensor]:
+    out = {}
+    h, w = _NORM_SHAPE
+    images = all_configs((1, h, w), 2)
+    for append in (False, True):
+        model = _new_rnn(ns, append, h, w, 70 + append)
+        what = _rnn_call(append, h, w)
+        with torch.no_grad():
+            out[f"lp_{append:d}"] = _log_prob(model, images.float(), len(images), what)
+            out[f"rev_{append:d}"] = _log_prob(model, images.flip(0), len(images),
+                                               what).flip(0)   # LongTensor input
+    return out
 
 
-class RNNCausal(Part):
-    exercise = "CoordinateRNN"
-    cell = "test_CoordinateRNN_2"
-    points = 2
+def _judge_rnn_normalised(out) -> None:
+    h, w = _NORM_SHAPE
+    for append in (False, True):
+        what = f"{_rnn_call(append, h, w)} with random weights"
+        lp = from_np(out[f"lp_{append:d}"]).double()
+        _judge_normalised(lp, 2 ** (h * w), f"{what}, over all {2 ** (h * w)} binary images")
+        _judge_batch_free(lp, from_np(out[f"rev_{append:d}"]).double(),
+                          f"{what} (the reverse order given as a LongTensor)")
 
-    def probe(self, ns):
-        out = {}
-        h, w = _CAUSAL_SHAPE
-        n = h * w
-        g = gen(80)
-        for append in (False, True):
-            model = _new_rnn(ns, append, h, w, 81 + append)
-            what = _rnn_call(append, h, w)
-            inputs = torch.randint(0, 2, (_CAUSAL_TRIALS, 1, h, w), generator=g).double()
 
-            def call(mod, v, what=what):
-                y = returned(mod(v), f"{what}(x)")
-                check_shape(y, tuple(v.shape), f"{what}(x) for x of shape {tuple(v.shape)} "
-                            "(one Bernoulli logit per pixel)")
-                return y
+def _probe_rnn_causal(ns) -> dict[str, Tensor]:
+    out = {}
+    h, w = _CAUSAL_SHAPE
+    n = h * w
+    g = gen(80)
+    for append in (False, True):
+        model = _new_rnn(ns, append, h, w, 81 + append)
+        what = _rnn_call(append, h, w)
+        inputs = torch.randint(0, 2, (_CAUSAL_TRIALS, 1, h, w), generator=g).double()
 
-            found = dependence(model, inputs, call=call, levels=2)
-            out[f"seen_{append:d}"], out[f"how_{append:d}"] = found.seen, found.how()
-            x = inputs[0].reshape(1, n).float()
-            variants = x.repeat(n + 1, 1)
-            variants[torch.arange(1, n + 1), torch.arange(n)] = 1 - x[0]
-            variants = variants.view(n + 1, 1, h, w)
-            with torch.no_grad():
-                out[f"x_{append:d}"] = variants
-                out[f"logits_{append:d}"] = _logits(model, variants, what)
-                out[f"lp_{append:d}"] = _log_prob(model, variants, n + 1, what)
-        return out
+        def call(mod, v, what=what):
+            y = returned(mod(v), f"{what}(x)")
+            check_shape(y, tuple(v.shape), f"{what}(x) for x of shape {tuple(v.shape)} "
+                        "(one Bernoulli logit per pixel)")
+            return y
 
-    def judge(self, out):
-        h, w = _CAUSAL_SHAPE
-        n = h * w
-        for append in (False, True):
-            what = _rnn_call(append, h, w)
-            seen = from_np(out[f"seen_{append:d}"]).bool()
-            check_shape(seen, (n, n), "the dependence table")
-            how = f" (Decided by {Dependence.described(out[f'how_{append:d}'])}.)"
-            leak = (seen & torch.ones(n, n, dtype=torch.bool).triu()).nonzero()
-            if len(leak):
-                p, q = (divmod(int(v), w) for v in leak[0].tolist())
-                where = "itself" if p == q else f"pixel {q}, which comes later in raster order"
-                fail(f"{what}: the logit of pixel {p} changes when {where} changes. Step t must "
-                     "be fed the PREVIOUS pixel x[t-1] (0 before the first), never x[t]: shift "
-                     "the raster sequence right by one." + how)
-            for p in range(1, n):
-                if not seen[p, :p].any():
-                    fail(f"{what}: the logit of pixel {divmod(p, w)} depends on no earlier "
-                         "pixel; the LSTM must carry what it read through its state." + how)
-            x = from_np(out[f"x_{append:d}"]).double()
-            logits = from_np(out[f"logits_{append:d}"]).double()
-            lp = from_np(out[f"lp_{append:d}"]).double()
-            want = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
-            check_close(lp, want, f"{what}.log_prob(x)", atol=1e-4, rtol=1e-5,
-                        hint="log_prob(x) must be the sum over pixels of log sigmoid(logit) "
-                             "where x = 1 and log sigmoid(-logit) where x = 0, with the logits "
-                             "of forward(x) (logits, not probabilities).")
+        found = dependence(model, inputs, call=call, levels=2)
+        out[f"seen_{append:d}"], out[f"how_{append:d}"] = found.seen, found.how()
+        x = inputs[0].reshape(1, n).float()
+        variants = x.repeat(n + 1, 1)
+        variants[torch.arange(1, n + 1), torch.arange(n)] = 1 - x[0]
+        variants = variants.view(n + 1, 1, h, w)
+        with torch.no_grad():
+            out[f"x_{append:d}"] = variants
+            out[f"logits_{append:d}"] = _logits(model, variants, what)
+            out[f"lp_{append:d}"] = _log_prob(model, variants, n + 1, what)
+    return out
+
+
+def _judge_rnn_causal(out) -> None:
+    h, w = _CAUSAL_SHAPE
+    n = h * w
+    for append in (False, True):
+        what = _rnn_call(append, h, w)
+        seen = from_np(out[f"seen_{append:d}"]).bool()
+        check_shape(seen, (n, n), "the dependence table")
+        how = f" (Decided by {Dependence.described(out[f'how_{append:d}'])}.)"
+        leak = (seen & torch.ones(n, n, dtype=torch.bool).triu()).nonzero()
+        if len(leak):
+            p, q = (divmod(int(v), w) for v in leak[0].tolist())
+            where = "itself" if p == q else f"pixel {q}, which comes later in raster order"
+            fail(f"{what}: the logit of pixel {p} changes when {where} changes. Step t must "
+                 "be fed the PREVIOUS pixel x[t-1] (0 before the first), never x[t]: shift "
+                 "the raster sequence right by one." + how)
+        for p in range(1, n):
+            if not seen[p, :p].any():
+                fail(f"{what}: the logit of pixel {divmod(p, w)} depends on no earlier "
+                     "pixel; the LSTM must carry what it read through its state." + how)
+        x = from_np(out[f"x_{append:d}"]).double()
+        logits = from_np(out[f"logits_{append:d}"]).double()
+        lp = from_np(out[f"lp_{append:d}"]).double()
+        want = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
+        check_close(lp, want, f"{what}.log_prob(x)", atol=1e-4, rtol=1e-5,
+                    hint="log_prob(x) must be the sum over pixels of log sigmoid(logit) "
+                         "where x = 1 and log sigmoid(-logit) where x = 0, with the logits "
+                         "of forward(x) (logits, not probabilities).")
 
 
 _FED_SHAPES = [(3, 4), (4, 3)]  # not square: rows and columns cannot be swapped unseen
@@ -738,79 +686,75 @@ def _fed_columns(h: int, w: int, x: Tensor) -> dict[str, Tensor]:
             "column/(W-1)": ((t % w) / (w - 1)).expand_as(flat)}
 
 
-class RNNCoordinates(Part):
-    exercise = "CoordinateRNN"
-    cell = "test_CoordinateRNN_3"
-    points = 1
+def _probe_rnn_coordinates(ns) -> dict[str, Tensor]:
+    out = {}
+    for k, (h, w) in enumerate(_FED_SHAPES):
+        model = _new_rnn(ns, True, h, w, 95 + k)
+        x = torch.randint(0, 2, (2, 1, h, w), generator=gen(96 + k)).float()
+        fed = _recurrent_inputs(model, x, _rnn_call(True, h, w))
+        if fed is not None:
+            out[f"fed_{k}"], out[f"fed_x_{k}"] = fed, x
+    g = gen(90)
+    for c, (first, second, _) in enumerate(_COORD_PAIRS):
+        size = max(first[0] * first[1], second[0] * second[1])
+        seq = torch.randint(0, 2, (3, size), generator=g).float()
+        for append in (False, True):
+            for k, (h, w) in enumerate((first, second)):
+                model = _new_rnn(ns, append, h, w, 91)   # equal weights for both sizes
+                x = seq[:, :h * w].reshape(3, 1, h, w)
+                with torch.no_grad():
+                    y = _logits(model, x, _rnn_call(append, h, w))
+                out[f"y_{c}_{append:d}_{k}"] = y.reshape(3, -1)
+    return out
 
-    def probe(self, ns):
-        out = {}
-        for k, (h, w) in enumerate(_FED_SHAPES):
-            model = _new_rnn(ns, True, h, w, 95 + k)
-            x = torch.randint(0, 2, (2, 1, h, w), generator=gen(96 + k)).float()
-            fed = _recurrent_inputs(model, x, _rnn_call(True, h, w))
-            if fed is not None:
-                out[f"fed_{k}"], out[f"fed_x_{k}"] = fed, x
-        g = gen(90)
-        for c, (first, second, _) in enumerate(_COORD_PAIRS):
-            size = max(first[0] * first[1], second[0] * second[1])
-            seq = torch.randint(0, 2, (3, size), generator=g).float()
-            for append in (False, True):
-                for k, (h, w) in enumerate((first, second)):
-                    model = _new_rnn(ns, append, h, w, 91)   # equal weights for both sizes
-                    x = seq[:, :h * w].reshape(3, 1, h, w)
-                    with torch.no_grad():
-                        y = _logits(model, x, _rnn_call(append, h, w))
-                    out[f"y_{c}_{append:d}_{k}"] = y.reshape(3, -1)
-        return out
 
-    def judge(self, out):
-        for k, (h, w) in enumerate(_FED_SHAPES):
-            if f"fed_{k}" not in out:
+def _judge_rnn_coordinates(out) -> None:
+    for k, (h, w) in enumerate(_FED_SHAPES):
+        if f"fed_{k}" not in out:
+            continue
+        fed, x = from_np(out[f"fed_{k}"]), from_np(out[f"fed_x_{k}"])
+        for name, want in _fed_columns(h, w, x).items():
+            match = [(fed[..., f] - want).abs().max() < 1e-5 for f in range(fed.shape[-1])]
+            if not any(match):
+                t = h * w - 1
+                fail(f"{_rnn_call(True, h, w)}: no input of the LSTM equals {name} at "
+                     f"every step; step {t} predicts pixel {divmod(t, w)}, so it should be "
+                     f"fed {want[0, t].item():.4g} as {name}, but its inputs there are "
+                     f"{[round(v, 4) for v in fed[0, t].tolist()]}. Feed step t the "
+                     "coordinates of the pixel it PREDICTS (not of the pixel before it), "
+                     "row by H-1 and column by W-1.")
+    for c, (first, second, pos) in enumerate(_COORD_PAIRS):
+        for append in (False, True):
+            a = from_np(out[f"y_{c}_{append:d}_0"]).double()
+            b = from_np(out[f"y_{c}_{append:d}_1"]).double()
+            shared = min(a.shape[1], b.shape[1])
+            gap = (a[:, :shared] - b[:, :shared]).abs().amax(0)    # per raster position
+            w1, w2 = first[1], second[1]
+            px = divmod(pos, w1)
+            if not append:
+                if (gap > _SAME).any():
+                    t = int((gap > _SAME).nonzero()[0])
+                    fail(f"with append_coords=False and equal weights, the logit of raster "
+                         f"position {t} differs between a {first[0]}x{w1} and a "
+                         f"{second[0]}x{w2} image with the same pixels: without "
+                         "coordinates the model must not depend on the image size.")
                 continue
-            fed, x = from_np(out[f"fed_{k}"]), from_np(out[f"fed_x_{k}"])
-            for name, want in _fed_columns(h, w, x).items():
-                match = [(fed[..., f] - want).abs().max() < 1e-5 for f in range(fed.shape[-1])]
-                if not any(match):
-                    t = h * w - 1
-                    fail(f"{_rnn_call(True, h, w)}: no input of the LSTM equals {name} at "
-                         f"every step; step {t} predicts pixel {divmod(t, w)}, so it should be "
-                         f"fed {want[0, t].item():.4g} as {name}, but its inputs there are "
-                         f"{[round(v, 4) for v in fed[0, t].tolist()]}. Feed step t the "
-                         "coordinates of the pixel it PREDICTS (not of the pixel before it), "
-                         "row by H-1 and column by W-1.")
-        for c, (first, second, pos) in enumerate(_COORD_PAIRS):
-            for append in (False, True):
-                a = from_np(out[f"y_{c}_{append:d}_0"]).double()
-                b = from_np(out[f"y_{c}_{append:d}_1"]).double()
-                shared = min(a.shape[1], b.shape[1])
-                gap = (a[:, :shared] - b[:, :shared]).abs().amax(0)    # per raster position
-                w1, w2 = first[1], second[1]
-                px = divmod(pos, w1)
-                if not append:
-                    if (gap > _SAME).any():
-                        t = int((gap > _SAME).nonzero()[0])
-                        fail(f"with append_coords=False and equal weights, the logit of raster "
-                             f"position {t} differs between a {first[0]}x{w1} and a "
-                             f"{second[0]}x{w2} image with the same pixels: without "
-                             "coordinates the model must not depend on the image size.")
-                    continue
-                early = gap[:pos]
-                if (early > _SAME).any():
-                    t = int((early > _SAME).nonzero()[0])
-                    fail(f"with append_coords=True and equal weights, the logit of pixel "
-                         f"{divmod(t, w1)} differs between a {first[0]}x{w1} and a "
-                         f"{second[0]}x{w2} image, although that pixel has the same "
-                         "(row/(H-1), column/(W-1)) in both and the pixels before it are equal.")
-                if gap[pos] < _CHANGED:
-                    h1, h2 = first[0], second[0]
-                    fail(f"with append_coords=True and equal weights, the logit of pixel {px} "
-                         f"is the same in a {h1}x{w1} and a {h2}x{w2} image, although its "
-                         f"coordinates (row/(H-1), column/(W-1)) differ: "
-                         f"{(px[0] / (h1 - 1), px[1] / (w1 - 1))} and "
-                         f"{(px[0] / (h2 - 1), px[1] / (w2 - 1))}. Feed step t the coordinates "
-                         "of the pixel it PREDICTS (pixel t, not pixel t-1), scaled by H-1 and "
-                         "W-1.")
+            early = gap[:pos]
+            if (early > _SAME).any():
+                t = int((early > _SAME).nonzero()[0])
+                fail(f"with append_coords=True and equal weights, the logit of pixel "
+                     f"{divmod(t, w1)} differs between a {first[0]}x{w1} and a "
+                     f"{second[0]}x{w2} image, although that pixel has the same "
+                     "(row/(H-1), column/(W-1)) in both and the pixels before it are equal.")
+            if gap[pos] < _CHANGED:
+                h1, h2 = first[0], second[0]
+                fail(f"with append_coords=True and equal weights, the logit of pixel {px} "
+                     f"is the same in a {h1}x{w1} and a {h2}x{w2} image, although its "
+                     f"coordinates (row/(H-1), column/(W-1)) differ: "
+                     f"{(px[0] / (h1 - 1), px[1] / (w1 - 1))} and "
+                     f"{(px[0] / (h2 - 1), px[1] / (w2 - 1))}. Feed step t the coordinates "
+                     "of the pixel it PREDICTS (pixel t, not pixel t-1), scaled by H-1 and "
+                     "W-1.")
 
 
 # =============================================================================================
@@ -840,34 +784,29 @@ def held_out_nll(lp_pairs: Tensor, held: Tensor, d: int) -> float:
     return float(-lp_pairs.double()[held[:, 0] * d + held[:, 1]].mean())
 
 
-class TrainTwoVariable(Part):
-    exercise = "train_two_variable"
-    cell = "test_train_two_variable"
-    points = 3
-    uses = ("TwoVariableModel",)
+def _probe_train_two_variable(ns) -> dict[str, Tensor]:
+    train, test = _train_data()
+    model = student(ns, "train_two_variable")(train.clone(), test.clone(), _TRAIN_D)
+    if not isinstance(model, nn.Module):
+        fail(f"train_two_variable should return the trained model (a TwoVariableModel), "
+             f"got {type(model).__name__}.")
+    model = model.cpu().eval()
+    pairs = all_configs((2,), _TRAIN_D)
+    with torch.no_grad():
+        return {"lp": _log_prob(model, pairs, len(pairs), "the trained model")}
 
-    def probe(self, ns):
-        train, test = _train_data()
-        model = student(ns, "train_two_variable")(train.clone(), test.clone(), _TRAIN_D)
-        if not isinstance(model, nn.Module):
-            fail(f"train_two_variable should return the trained model (a TwoVariableModel), "
-                 f"got {type(model).__name__}.")
-        model = model.cpu().eval()
-        pairs = all_configs((2,), _TRAIN_D)
-        with torch.no_grad():
-            return {"lp": _log_prob(model, pairs, len(pairs), "the trained model")}
 
-    def judge(self, out):
-        d = _TRAIN_D
-        lp = from_np(out["lp"]).double()
-        _judge_normalised(lp, d * d, f"the trained model, over all {d}x{d} pairs")
-        nll = held_out_nll(lp, _held_data(), d)
-        if nll > _NLL_THRESHOLD:
-            fail(f"the trained model reaches {nll:.3f} nats per pair on the grader's held-back "
-                 f"pairs; it must reach {_NLL_THRESHOLD} or less (untrained: about "
-                 f"{2 * math.log(d):.2f}; the best model in which x2 ignores x1: about 3.2). "
-                 "Minimise the mean of -log_prob over the training pairs with Adam (lr about "
-                 "0.01-0.05, a hundred or more full-batch steps) and return the model itself.")
+def _judge_train_two_variable(out) -> None:
+    d = _TRAIN_D
+    lp = from_np(out["lp"]).double()
+    _judge_normalised(lp, d * d, f"the trained model, over all {d}x{d} pairs")
+    nll = held_out_nll(lp, _held_data(), d)
+    if nll > _NLL_THRESHOLD:
+        fail(f"the trained model reaches {nll:.3f} nats per pair on the grader's held-back "
+             f"pairs; it must reach {_NLL_THRESHOLD} or less (untrained: about "
+             f"{2 * math.log(d):.2f}; the best model in which x2 ignores x1: about 3.2). "
+             "Minimise the mean of -log_prob over the training pairs with Adam (lr about "
+             "0.01-0.05, a hundred or more full-batch steps) and return the model itself.")
 
 
 __all__ = ["TwoVariableModel", "CoordinateRNN", "train_two_variable", "held_out_nll"]
@@ -883,19 +822,41 @@ TABLE = Assignment("hw1_foundations", (
         Check("histogram_probs", "test_histogram_probs_2", 1, _probe_hist, _judge_hist, (True,)),
     )),
     Exercise("inverse_cdf_sample", 3, (
-        InverseCdfRandom(),
+        Check("inverse_cdf_sample", "test_inverse_cdf_sample", 1, _probe_icdf_random,
+              _judge_inverse_cdf_random),
         Check("inverse_cdf_sample", "test_inverse_cdf_sample_2", 1, _probe_icdf_scalars,
               _judge_icdf_scalars, (_EDGE_CASES, _EDGE_HINT)),
         Check("inverse_cdf_sample", "test_inverse_cdf_sample_3", 1, _probe_icdf_scalars,
               _judge_icdf_scalars, (_ROUNDING_CASES, _ROUNDING_HINT)),
     )),
     Exercise("dlogistic_mixture_log_prob", 4, (
-        LogisticInterior(), LogisticEdges(), LogisticExtremes()
+        Check("dlogistic_mixture_log_prob", "test_dlogistic_mixture_log_prob", 1,
+              _probe_logistic_interior, _judge_logistic_interior),
+        Check("dlogistic_mixture_log_prob", "test_dlogistic_mixture_log_prob_2", 1,
+              _probe_logistic_edges, _judge_logistic_edges),
+        Check("dlogistic_mixture_log_prob", "test_dlogistic_mixture_log_prob_3", 2,
+              _probe_logistic_extremes, _judge_logistic_extremes),
     )),
-    Exercise("bits_per_dim", 1, (BitsPerDim(),)),
+    Exercise("bits_per_dim", 1, (
+        Check("bits_per_dim", "test_bits_per_dim", 1, _probe_bits_per_dim, _judge_bits_per_dim),
+    )),
     Exercise("TwoVariableModel", 3, (
-        TwoVariableNormalised(), TwoVariableConditional(), TwoVariableMarginal()
+        Check("TwoVariableModel", "test_TwoVariableModel", 1, _probe_tv_random,
+              _judge_two_variable_normalised),
+        Check("TwoVariableModel", "test_TwoVariableModel_2", 1, _probe_two_variable_conditional,
+              _judge_two_variable_conditional),
+        Check("TwoVariableModel", "test_TwoVariableModel_3", 1, _probe_tv_fit,
+              _judge_two_variable_marginal),
     )),
-    Exercise("CoordinateRNN", 4, (RNNNormalised(), RNNCausal(), RNNCoordinates())),
-    Exercise("train_two_variable", 3, (TrainTwoVariable(),)),
+    Exercise("CoordinateRNN", 4, (
+        Check("CoordinateRNN", "test_CoordinateRNN", 1, _probe_rnn_normalised,
+              _judge_rnn_normalised),
+        Check("CoordinateRNN", "test_CoordinateRNN_2", 2, _probe_rnn_causal, _judge_rnn_causal),
+        Check("CoordinateRNN", "test_CoordinateRNN_3", 1, _probe_rnn_coordinates,
+              _judge_rnn_coordinates),
+    )),
+    Exercise("train_two_variable", 3, (
+        Check("train_two_variable", "test_train_two_variable", 3, _probe_train_two_variable,
+              _judge_train_two_variable, uses=("TwoVariableModel",)),
+    )),
 ))

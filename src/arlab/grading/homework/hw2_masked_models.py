@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from arlab.grading.checks import GradingError, check_close, check_shape, fail
-from arlab.grading.parts import Assignment, Check, Exercise, Part, student
+from arlab.grading.parts import Assignment, Check, Exercise, student
 from arlab.grading.probes import (attr, draw, from_np, gen, judge_masked_grad,
                                   judge_weight_kept, set_param)
 from arlab.grading.references import (MADE, TinyWaveNet, bernoulli_log_prob, fast_generate,
@@ -128,79 +128,71 @@ def _new_masked_linear(ns, n_in: int, n_out: int):
     return layer
 
 
-class MaskedLinearForward(Part):
-    exercise = "MaskedLinear"
-    cell = "test_MaskedLinear"
-    points = 1
+def _probe_masked_linear_forward(ns) -> dict[str, Tensor]:
+    weight, bias, masks, x, gout = _linear_case(21)
+    layer = _new_masked_linear(ns, 5, 4)
+    set_param(layer.weight, weight, "MaskedLinear.weight")
+    set_param(layer.bias, bias, "MaskedLinear.bias")
+    layer.set_mask(masks[0].clone())
+    x = x.clone().requires_grad_(True)
+    y = layer(x)
+    check_shape(y, (3, 4), "MaskedLinear(5, 4)(x) for x of shape (3, 5)")
+    (y * gout).sum().backward()
+    if layer.weight.grad is None:
+        fail("MaskedLinear: no gradient reached `weight`; compute the output from "
+             "self.weight (times the mask) so that training can update it.")
+    return {"y": y, "grad_weight": layer.weight.grad, "grad_x": x.grad}
 
-    def probe(self, ns):
-        weight, bias, masks, x, gout = _linear_case(21)
-        layer = _new_masked_linear(ns, 5, 4)
-        set_param(layer.weight, weight, "MaskedLinear.weight")
-        set_param(layer.bias, bias, "MaskedLinear.bias")
+
+def _judge_masked_linear_forward(out) -> None:
+    weight, bias, masks, x, gout = _linear_case(21)
+    ref = MaskedLinear(5, 4)
+    with torch.no_grad():
+        ref.weight.copy_(weight)
+        ref.bias.copy_(bias)
+    ref.set_mask(masks[0])
+    x = x.clone().requires_grad_(True)
+    y = ref(x)
+    (y * gout).sum().backward()
+    check_close(from_np(out["y"]), y, "MaskedLinear's output",
+                hint="The output is x @ (weight * mask).T + bias.")
+    got = from_np(out["grad_weight"])
+    judge_masked_grad(got, masks[0], "MaskedLinear",
+                      "F.linear(x, self.weight * self.mask, self.bias)")
+    check_close(got, ref.weight.grad, "MaskedLinear: weight.grad",
+                hint="The gradient of an unmasked weight is that of nn.Linear.")
+    check_close(from_np(out["grad_x"]), x.grad, "MaskedLinear: the gradient with respect to x",
+                hint="Masked weights must not carry gradient to the input either.")
+
+
+def _probe_masked_linear_keeps_weight(ns) -> dict[str, Tensor]:
+    weight, bias, masks, x, _ = _linear_case(22)
+    layer = _new_masked_linear(ns, 5, 4)
+    set_param(layer.weight, weight, "MaskedLinear.weight")
+    set_param(layer.bias, bias, "MaskedLinear.bias")
+    with torch.no_grad():
         layer.set_mask(masks[0].clone())
-        x = x.clone().requires_grad_(True)
-        y = layer(x)
-        check_shape(y, (3, 4), "MaskedLinear(5, 4)(x) for x of shape (3, 5)")
-        (y * gout).sum().backward()
-        if layer.weight.grad is None:
-            fail("MaskedLinear: no gradient reached `weight`; compute the output from "
-                 "self.weight (times the mask) so that training can update it.")
-        return {"y": y, "grad_weight": layer.weight.grad, "grad_x": x.grad}
-
-    def judge(self, out):
-        weight, bias, masks, x, gout = _linear_case(21)
-        ref = MaskedLinear(5, 4)
-        with torch.no_grad():
-            ref.weight.copy_(weight)
-            ref.bias.copy_(bias)
-        ref.set_mask(masks[0])
-        x = x.clone().requires_grad_(True)
-        y = ref(x)
-        (y * gout).sum().backward()
-        check_close(from_np(out["y"]), y, "MaskedLinear's output",
-                    hint="The output is x @ (weight * mask).T + bias.")
-        got = from_np(out["grad_weight"])
-        judge_masked_grad(got, masks[0], "MaskedLinear",
-                          "F.linear(x, self.weight * self.mask, self.bias)")
-        check_close(got, ref.weight.grad, "MaskedLinear: weight.grad",
-                    hint="The gradient of an unmasked weight is that of nn.Linear.")
-        check_close(from_np(out["grad_x"]), x.grad, "MaskedLinear: the gradient with respect to x",
-                    hint="Masked weights must not carry gradient to the input either.")
+        y0 = layer(x)
+        after_first = layer.weight.detach().clone()
+        layer.set_mask(masks[1].clone())
+        y1 = layer(x)
+    return {"y0": y0, "y1": y1, "weight_after": after_first,
+            "weight_end": layer.weight.detach().clone()}
 
 
-class MaskedLinearKeepsWeight(Part):
-    exercise = "MaskedLinear"
-    cell = "test_MaskedLinear_2"
-    points = 1
-
-    def probe(self, ns):
-        weight, bias, masks, x, _ = _linear_case(22)
-        layer = _new_masked_linear(ns, 5, 4)
-        set_param(layer.weight, weight, "MaskedLinear.weight")
-        set_param(layer.bias, bias, "MaskedLinear.bias")
-        with torch.no_grad():
-            layer.set_mask(masks[0].clone())
-            y0 = layer(x)
-            after_first = layer.weight.detach().clone()
-            layer.set_mask(masks[1].clone())
-            y1 = layer(x)
-        return {"y0": y0, "y1": y1, "weight_after": after_first,
-                "weight_end": layer.weight.detach().clone()}
-
-    def judge(self, out):
-        weight, bias, masks, x, _ = _linear_case(22)
-        for key in ("weight_after", "weight_end"):
-            got = from_np(out[key])
-            judge_weight_kept(got, weight, "MaskedLinear", "set_mask and a forward pass",
-                              "(self.weight * self.mask), so that a new mask can use every "
-                              "weight again.")
-            check_close(got, weight, f"MaskedLinear's weight ({key})")
-        for k, key in enumerate(("y0", "y1")):
-            want = F.linear(x, weight * masks[k], bias)
-            check_close(from_np(out[key]), want, f"MaskedLinear's output after set_mask #{k + 1}",
-                        hint="set_mask replaces the previous mask; the output must use the "
-                             "new mask with the original weights.")
+def _judge_masked_linear_keeps_weight(out) -> None:
+    weight, bias, masks, x, _ = _linear_case(22)
+    for key in ("weight_after", "weight_end"):
+        got = from_np(out[key])
+        judge_weight_kept(got, weight, "MaskedLinear", "set_mask and a forward pass",
+                          "(self.weight * self.mask), so that a new mask can use every "
+                          "weight again.")
+        check_close(got, weight, f"MaskedLinear's weight ({key})")
+    for k, key in enumerate(("y0", "y1")):
+        want = F.linear(x, weight * masks[k], bias)
+        check_close(from_np(out[key]), want, f"MaskedLinear's output after set_mask #{k + 1}",
+                    hint="set_mask replaces the previous mask; the output must use the "
+                         "new mask with the original weights.")
 
 
 # =============================================================================================
@@ -265,120 +257,105 @@ def _made_logits(model, x: Tensor, m: int, what: str) -> Tensor:
     return logits
 
 
-class MadeLogits(Part):
-    exercise = "MADE"
-    cell = "test_MADE"
-    points = 2
-    uses = ("made_masks", "MaskedLinear")
-
-    def probe(self, ns):
-        cls, out = student(ns, "MADE"), {}
-        for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_EXACT):
-            model = _build_made(cls, d, hidden, order, masks, seed, wseed, "MADE")
-            x = _made_inputs(d, wseed)
-            with torch.no_grad():  # a new MADE starts with mask 0
-                out[f"initial_{c}"] = model(x)
-            for m in range(masks):
-                out[f"logits_{c}_{m}"] = _made_logits(model, x, m, "MADE")
-        return out
-
-    def judge(self, out):
-        for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_EXACT):
-            ref = _build_made(MADE, d, hidden, order, masks, seed, wseed, "the reference")
-            x = _made_inputs(d, wseed)
-            want = [_made_logits(ref, x, m, "MADE") for m in range(masks)]
-            setup = (f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed}) "
-                     f"with the grader's weights")
-            check_close(from_np(out[f"initial_{c}"]), want[0], f"{setup}: logits of a new MADE",
-                        atol=1e-5, hint="A new MADE starts with mask_index = 0.")
-            for m in range(masks):
-                got = from_np(out[f"logits_{c}_{m}"])
-                check_shape(got, (x.shape[0], d), f"{setup}: logits")
-                if m > 0 and torch.allclose(got.double(), want[0].double(), atol=1e-5) and \
-                        not torch.allclose(want[m], want[0], atol=1e-5):
-                    fail(f"{setup}: the logits under mask_index = {m} equal those under mask 0; "
-                         "forward must use the masks of self.mask_index (the grader sets "
-                         "model.mask_index = m before calling it).")
-                check_close(got, want[m], f"{setup}: logits under mask_index = {m}", atol=1e-5,
-                            hint="Check the degrees: input degrees are the ordering's ranks "
-                                 "(0..d-1 when None); hidden degrees come from ONE generator "
-                                 "torch.Generator().manual_seed(seed), masks in order, layer by "
-                                 "layer torch.randint(low, d - 1, (h,), generator=g) with low "
-                                 "the smallest degree of the layer below; masks from "
-                                 "made_masks.")
-
-
-class MadeCausal(Part):
-    exercise = "MADE"
-    cell = "test_MADE_2"
-    points = 1
-    uses = ("made_masks", "MaskedLinear")
-
-    def probe(self, ns):
-        d, hidden, order, masks, seed, wseed = _MADE_CAUSAL
-        model = _build_made(student(ns, "MADE"), d, hidden, order, masks, seed, wseed, "MADE")
-        inputs, out = torch.randint(0, 2, (3, d), generator=gen(wseed)).double(), {}
+def _probe_made_logits(ns) -> dict[str, Tensor]:
+    cls, out = student(ns, "MADE"), {}
+    for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_EXACT):
+        model = _build_made(cls, d, hidden, order, masks, seed, wseed, "MADE")
+        x = _made_inputs(d, wseed)
+        with torch.no_grad():  # a new MADE starts with mask 0
+            out[f"initial_{c}"] = model(x)
         for m in range(masks):
-            found = dependence(model, inputs, call=lambda mod, v, m=m: _masked_logits(mod, v, m),
-                               levels=2)
-            out[f"depends_{m}"], out[f"how_{m}"] = found.seen, found.how()
-        return out
+            out[f"logits_{c}_{m}"] = _made_logits(model, x, m, "MADE")
+    return out
 
-    def judge(self, out):
-        d, hidden, order, masks, seed, _ = _MADE_CAUSAL
-        ranks = torch.tensor(order)
+
+def _judge_made_logits(out) -> None:
+    for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_EXACT):
+        ref = _build_made(MADE, d, hidden, order, masks, seed, wseed, "the reference")
+        x = _made_inputs(d, wseed)
+        want = [_made_logits(ref, x, m, "MADE") for m in range(masks)]
+        setup = (f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed}) "
+                 f"with the grader's weights")
+        check_close(from_np(out[f"initial_{c}"]), want[0], f"{setup}: logits of a new MADE",
+                    atol=1e-5, hint="A new MADE starts with mask_index = 0.")
+        for m in range(masks):
+            got = from_np(out[f"logits_{c}_{m}"])
+            check_shape(got, (x.shape[0], d), f"{setup}: logits")
+            if m > 0 and torch.allclose(got.double(), want[0].double(), atol=1e-5) and \
+                    not torch.allclose(want[m], want[0], atol=1e-5):
+                fail(f"{setup}: the logits under mask_index = {m} equal those under mask 0; "
+                     "forward must use the masks of self.mask_index (the grader sets "
+                     "model.mask_index = m before calling it).")
+            check_close(got, want[m], f"{setup}: logits under mask_index = {m}", atol=1e-5,
+                        hint="Check the degrees: input degrees are the ordering's ranks "
+                             "(0..d-1 when None); hidden degrees come from ONE generator "
+                             "torch.Generator().manual_seed(seed), masks in order, layer by "
+                             "layer torch.randint(low, d - 1, (h,), generator=g) with low "
+                             "the smallest degree of the layer below; masks from "
+                             "made_masks.")
+
+
+def _probe_made_causal(ns) -> dict[str, Tensor]:
+    d, hidden, order, masks, seed, wseed = _MADE_CAUSAL
+    model = _build_made(student(ns, "MADE"), d, hidden, order, masks, seed, wseed, "MADE")
+    inputs, out = torch.randint(0, 2, (3, d), generator=gen(wseed)).double(), {}
+    for m in range(masks):
+        found = dependence(model, inputs, call=lambda mod, v, m=m: _masked_logits(mod, v, m),
+                           levels=2)
+        out[f"depends_{m}"], out[f"how_{m}"] = found.seen, found.how()
+    return out
+
+
+def _judge_made_causal(out) -> None:
+    d, hidden, order, masks, seed, _ = _MADE_CAUSAL
+    ranks = torch.tensor(order)
+    setup = f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed})"
+    for m in range(masks):
+        seen = from_np(out[f"depends_{m}"]).bool()
+        check_shape(seen, (d, d), "the dependence table")
+        how = f" (Decided by {Dependence.described(out[f'how_{m}'])}.)"
+        leak = seen & (ranks[None, :] >= ranks[:, None])
+        if leak.any():
+            p, q = leak.nonzero()[0].tolist()
+            fail(f"{setup}, mask {m}: logit {p} (rank {int(ranks[p])}) depends on input {q} "
+                 f"(rank {int(ranks[q])}), which comes {'at the same step' if p == q else 'later'}"
+                 " in the ordering. Input degrees must be the ordering's ranks, and forward "
+                 "must apply the masks of self.mask_index." + how)
+        for p in range(d):
+            if ranks[p] > 0 and not seen[p].any():
+                fail(f"{setup}, mask {m}: logit {p} (rank {int(ranks[p])}) depends on no "
+                     "input at all; it should see the inputs that come before it." + how)
+
+
+def _probe_made_log_prob(ns) -> dict[str, Tensor]:
+    cls, out = student(ns, "MADE"), {}
+    for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_LOGPROB):
+        model = _build_made(cls, d, hidden, order, masks, seed, wseed, "MADE")
+        x = _all_binary(d)
+        out[f"logits_{c}"] = torch.stack([_made_logits(model, x, m, "MADE")
+                                          for m in range(masks)])
+        model.mask_index = masks - 1  # log_prob must not depend on the current mask
+        with torch.no_grad():
+            out[f"log_prob_{c}"] = model.log_prob(x)
+    return out
+
+
+def _judge_made_log_prob(out) -> None:
+    for c, (d, hidden, order, masks, seed, _) in enumerate(_MADE_LOGPROB):
+        x = _all_binary(d).double()
+        logits = from_np(out[f"logits_{c}"]).double()
+        check_shape(logits, (masks, x.shape[0], d), "the logits of every mask")
+        per_mask = torch.stack([bernoulli_log_prob(logits[m], x) for m in range(masks)])
+        want = torch.logsumexp(per_mask, 0) - math.log(masks)
         setup = f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed})"
-        for m in range(masks):
-            seen = from_np(out[f"depends_{m}"]).bool()
-            check_shape(seen, (d, d), "the dependence table")
-            how = f" (Decided by {Dependence.described(out[f'how_{m}'])}.)"
-            leak = seen & (ranks[None, :] >= ranks[:, None])
-            if leak.any():
-                p, q = leak.nonzero()[0].tolist()
-                fail(f"{setup}, mask {m}: logit {p} (rank {int(ranks[p])}) depends on input {q} "
-                     f"(rank {int(ranks[q])}), which comes {'at the same step' if p == q else 'later'}"
-                     " in the ordering. Input degrees must be the ordering's ranks, and forward "
-                     "must apply the masks of self.mask_index." + how)
-            for p in range(d):
-                if ranks[p] > 0 and not seen[p].any():
-                    fail(f"{setup}, mask {m}: logit {p} (rank {int(ranks[p])}) depends on no "
-                         "input at all; it should see the inputs that come before it." + how)
-
-
-class MadeLogProb(Part):
-    exercise = "MADE"
-    cell = "test_MADE_3"
-    points = 1
-    uses = ("made_masks", "MaskedLinear")
-
-    def probe(self, ns):
-        cls, out = student(ns, "MADE"), {}
-        for c, (d, hidden, order, masks, seed, wseed) in enumerate(_MADE_LOGPROB):
-            model = _build_made(cls, d, hidden, order, masks, seed, wseed, "MADE")
-            x = _all_binary(d)
-            out[f"logits_{c}"] = torch.stack([_made_logits(model, x, m, "MADE")
-                                              for m in range(masks)])
-            model.mask_index = masks - 1  # log_prob must not depend on the current mask
-            with torch.no_grad():
-                out[f"log_prob_{c}"] = model.log_prob(x)
-        return out
-
-    def judge(self, out):
-        for c, (d, hidden, order, masks, seed, _) in enumerate(_MADE_LOGPROB):
-            x = _all_binary(d).double()
-            logits = from_np(out[f"logits_{c}"]).double()
-            check_shape(logits, (masks, x.shape[0], d), "the logits of every mask")
-            per_mask = torch.stack([bernoulli_log_prob(logits[m], x) for m in range(masks)])
-            want = torch.logsumexp(per_mask, 0) - math.log(masks)
-            setup = f"MADE({d}, {hidden}, ordering={order}, num_masks={masks}, seed={seed})"
-            got = from_np(out[f"log_prob_{c}"])
-            check_shape(got, (x.shape[0],), f"{setup}.log_prob(x) for {x.shape[0]} inputs")
-            check_close(got, want, f"{setup}.log_prob(x) on all {x.shape[0]} binary inputs",
-                        atol=1e-4, rtol=1e-5,
-                        hint="log_prob is log of the MEAN over masks of each mask's joint "
-                             "probability, sum_j log Bernoulli(x_j | sigmoid(logit_j)) under "
-                             "that mask: logsumexp over masks minus log(num_masks). Never "
-                             "average the logits.")
+        got = from_np(out[f"log_prob_{c}"])
+        check_shape(got, (x.shape[0],), f"{setup}.log_prob(x) for {x.shape[0]} inputs")
+        check_close(got, want, f"{setup}.log_prob(x) on all {x.shape[0]} binary inputs",
+                    atol=1e-4, rtol=1e-5,
+                    hint="log_prob is log of the MEAN over masks of each mask's joint "
+                         "probability, sum_j log Bernoulli(x_j | sigmoid(logit_j)) under "
+                         "that mask: logsumexp over masks minus log(num_masks). Never "
+                         "average the logits.")
 
 
 def _all_binary(d: int) -> Tensor:
@@ -471,34 +448,30 @@ _FIELD_CASES = [(2, [1]), (2, [1, 2, 4]), (2, [1, 2, 4, 8, 1, 2, 4, 8]), (3, [1,
                 (3, [1, 2, 4]), (4, [1]), (2, [4, 2, 1]), (1, [1, 1]), (5, [1, 1, 2])]
 
 
-class ReceptiveField(Part):
-    exercise = "wavenet_receptive_field"
-    cell = "test_wavenet_receptive_field"
-    points = 2
+def _probe_receptive_field(ns) -> dict[str, Tensor]:
+    fn = student(ns, "wavenet_receptive_field")
+    values = []
+    for k, dilations in _FIELD_CASES:
+        value = fn(k, list(dilations))
+        if isinstance(value, Tensor):
+            value = value.item()
+        if not isinstance(value, (int, float, np.integer, np.floating)):
+            fail(f"wavenet_receptive_field({k}, {dilations}) should return an int, got "
+                 f"{type(value).__name__}.")
+        values.append(float(value))
+    return {"values": torch.tensor(values, dtype=torch.float64)}
 
-    def probe(self, ns):
-        fn = student(ns, "wavenet_receptive_field")
-        values = []
-        for k, dilations in _FIELD_CASES:
-            value = fn(k, list(dilations))
-            if isinstance(value, Tensor):
-                value = value.item()
-            if not isinstance(value, (int, float, np.integer, np.floating)):
-                fail(f"wavenet_receptive_field({k}, {dilations}) should return an int, got "
-                     f"{type(value).__name__}.")
-            values.append(float(value))
-        return {"values": torch.tensor(values, dtype=torch.float64)}
 
-    def judge(self, out):
-        got = from_np(out["values"])
-        check_shape(got, (len(_FIELD_CASES),), "the receptive fields")
-        for value, (k, dilations) in zip(got.tolist(), _FIELD_CASES):
-            want = wavenet_receptive_field(k, dilations)
-            if value != want:
-                fail(f"wavenet_receptive_field({k}, {dilations}) returned {value:g}; expected "
-                     f"{want}: one layer of kernel {k} and dilation d reaches {k - 1}·d "
-                     "positions back, the reaches add up along the stack, and the output's own "
-                     "position counts too.")
+def _judge_receptive_field(out) -> None:
+    got = from_np(out["values"])
+    check_shape(got, (len(_FIELD_CASES),), "the receptive fields")
+    for value, (k, dilations) in zip(got.tolist(), _FIELD_CASES):
+        want = wavenet_receptive_field(k, dilations)
+        if value != want:
+            fail(f"wavenet_receptive_field({k}, {dilations}) returned {value:g}; expected "
+                 f"{want}: one layer of kernel {k} and dilation d reaches {k - 1}·d "
+                 "positions back, the reaches add up along the stack, and the output's own "
+                 "position counts too.")
 
 
 # =============================================================================================
@@ -612,85 +585,75 @@ def _wavenet_class(ns):
     return student(ns, "TinyWaveNet")
 
 
-class FastGenerateSamples(Part):
-    exercise = "fast_generate"
-    cell = "test_fast_generate"
-    points = 2
-    uses = ("CausalConv1d", "GatedResidualBlock")
-
-    def probe(self, ns):
-        fast, cls, out = student(ns, "fast_generate"), _wavenet_class(ns), {}
-        for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES):
-            model = _build_wavenet(cls, channels, dilations, wseed)
-            out[f"x_{c}"] = fast(model, n, length, gen(sseed))
-        return out
-
-    def judge(self, out):
-        for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES):
-            model = _build_wavenet(TinyWaveNet, channels, dilations, wseed)
-            want = naive_generate(model, n, length, gen(sseed))
-            got = from_np(out[f"x_{c}"])
-            what = f"fast_generate on TinyWaveNet({channels}, {dilations}), n={n}, length={length}"
-            check_shape(got, (n, length), what)
-            if got.is_floating_point() or got.dtype == torch.bool:
-                fail(f"{what} returned dtype {got.dtype}; return a LongTensor of levels.")
-            wrong = (got != want).any(0).nonzero()
-            if len(wrong):
-                t = int(wrong[0])
-                fail(f"{what}: the samples differ from naive_generate's for the same seed from "
-                     f"position t = {t} on. Check the queues: before step t the input queue "
-                     "holds the scaled values of t-2, t-1 (zeros before the start) and block i's "
-                     "queue holds its inputs at t-dilations[i], ..., t-1 (use it, then push the "
-                     "new input); and draw x_t with ONE torch.multinomial(torch.softmax(logits, "
-                     "dim=1), 1, generator=generator) for the batch, logits of shape [n, 2].")
+def _probe_fast_generate_samples(ns) -> dict[str, Tensor]:
+    fast, cls, out = student(ns, "fast_generate"), _wavenet_class(ns), {}
+    for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES):
+        model = _build_wavenet(cls, channels, dilations, wseed)
+        out[f"x_{c}"] = fast(model, n, length, gen(sseed))
+    return out
 
 
-class FastGenerateCaches(Part):
-    exercise = "fast_generate"
-    cell = "test_fast_generate_2"
-    points = 2
-    uses = ("CausalConv1d", "GatedResidualBlock")
+def _judge_fast_generate_samples(out) -> None:
+    for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES):
+        model = _build_wavenet(TinyWaveNet, channels, dilations, wseed)
+        want = naive_generate(model, n, length, gen(sseed))
+        got = from_np(out[f"x_{c}"])
+        what = f"fast_generate on TinyWaveNet({channels}, {dilations}), n={n}, length={length}"
+        check_shape(got, (n, length), what)
+        if got.is_floating_point() or got.dtype == torch.bool:
+            fail(f"{what} returned dtype {got.dtype}; return a LongTensor of levels.")
+        wrong = (got != want).any(0).nonzero()
+        if len(wrong):
+            t = int(wrong[0])
+            fail(f"{what}: the samples differ from naive_generate's for the same seed from "
+                 f"position t = {t} on. Check the queues: before step t the input queue "
+                 "holds the scaled values of t-2, t-1 (zeros before the start) and block i's "
+                 "queue holds its inputs at t-dilations[i], ..., t-1 (use it, then push the "
+                 "new input); and draw x_t with ONE torch.multinomial(torch.softmax(logits, "
+                 "dim=1), 1, generator=generator) for the batch, logits of shape [n, 2].")
 
-    def probe(self, ns):
-        fast, cls, out = student(ns, "fast_generate"), _wavenet_class(ns), {}
-        for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES[:2]):
-            model = _build_wavenet(cls, channels, dilations, wseed)
-            layers = _leaf_layers(model)
-            calls = torch.zeros(len(layers), dtype=torch.long)
-            longest = torch.zeros(len(layers), dtype=torch.long)
-            handles = []
-            for i, (_, layer) in enumerate(layers):
-                def hook(_module, args, _output, i=i):
-                    # the new positions: the first argument (a queue goes in `past`)
-                    size = int(args[0].shape[-1]) if args and isinstance(args[0], Tensor) else 0
-                    calls[i] += 1
-                    longest[i] = max(int(longest[i]), size)
-                handles.append(layer.register_forward_hook(hook))
-            try:
-                fast(model, n, length, gen(sseed))
-            finally:
-                for handle in handles:
-                    handle.remove()
-            out[f"calls_{c}"], out[f"longest_{c}"] = calls, longest
-        return out
 
-    def judge(self, out):
-        for c, (channels, dilations, n, length, wseed, _) in enumerate(_GEN_CASES[:2]):
-            names = [name for name, _ in _leaf_layers(TinyWaveNet(channels, dilations))]
-            calls, longest = from_np(out[f"calls_{c}"]), from_np(out[f"longest_{c}"])
-            check_shape(calls, (len(names),), "the call counts (one per layer)")
-            what = f"fast_generate on TinyWaveNet({channels}, {dilations}), length={length}"
-            for name, k, size in zip(names, calls.tolist(), longest.tolist()):
-                if k == 0:
-                    fail(f"{what}: the layer {name} was never called. Run every layer of the "
-                         "model (its modules, not a copy of their weights) once per step.")
-                if size != 1:
-                    fail(f"{what}: the layer {name} was given an input of length {size}; a "
-                         "cached step runs each layer on the ONE new position (a length-1 "
-                         "input) with its queue as `past`, never on the whole sequence.")
-                if k != length:
-                    fail(f"{what}: the layer {name} was called {k} times for {length} "
-                         "positions; cached generation runs each layer once per position.")
+def _probe_fast_generate_caches(ns) -> dict[str, Tensor]:
+    fast, cls, out = student(ns, "fast_generate"), _wavenet_class(ns), {}
+    for c, (channels, dilations, n, length, wseed, sseed) in enumerate(_GEN_CASES[:2]):
+        model = _build_wavenet(cls, channels, dilations, wseed)
+        layers = _leaf_layers(model)
+        calls = torch.zeros(len(layers), dtype=torch.long)
+        longest = torch.zeros(len(layers), dtype=torch.long)
+        handles = []
+        for i, (_, layer) in enumerate(layers):
+            def hook(_module, args, _output, i=i):
+                # the new positions: the first argument (a queue goes in `past`)
+                size = int(args[0].shape[-1]) if args and isinstance(args[0], Tensor) else 0
+                calls[i] += 1
+                longest[i] = max(int(longest[i]), size)
+            handles.append(layer.register_forward_hook(hook))
+        try:
+            fast(model, n, length, gen(sseed))
+        finally:
+            for handle in handles:
+                handle.remove()
+        out[f"calls_{c}"], out[f"longest_{c}"] = calls, longest
+    return out
+
+
+def _judge_fast_generate_caches(out) -> None:
+    for c, (channels, dilations, n, length, wseed, _) in enumerate(_GEN_CASES[:2]):
+        names = [name for name, _ in _leaf_layers(TinyWaveNet(channels, dilations))]
+        calls, longest = from_np(out[f"calls_{c}"]), from_np(out[f"longest_{c}"])
+        check_shape(calls, (len(names),), "the call counts (one per layer)")
+        what = f"fast_generate on TinyWaveNet({channels}, {dilations}), length={length}"
+        for name, k, size in zip(names, calls.tolist(), longest.tolist()):
+            if k == 0:
+                fail(f"{what}: the layer {name} was never called. Run every layer of the "
+                     "model (its modules, not a copy of their weights) once per step.")
+            if size != 1:
+                fail(f"{what}: the layer {name} was given an input of length {size}; a "
+                     "cached step runs each layer on the ONE new position (a length-1 "
+                     "input) with its queue as `past`, never on the whole sequence.")
+            if k != length:
+                fail(f"{what}: the layer {name} was called {k} times for {length} "
+                     "positions; cached generation runs each layer once per position.")
 
 
 __all__ = ["MADE", "TinyWaveNet", "naive_generate", "fast_generate"]
@@ -705,18 +668,38 @@ TABLE = Assignment("hw2_masked_models", (
         Check("made_masks", "test_made_masks", 2, _probe_made_masks, _judge_made_masks, (False,)),
         Check("made_masks", "test_made_masks_2", 2, _probe_made_masks, _judge_made_masks, (True,)),
     )),
-    Exercise("MaskedLinear", 2, (MaskedLinearForward(), MaskedLinearKeepsWeight())),
-    Exercise("MADE", 4, (MadeLogits(), MadeCausal(), MadeLogProb())),
+    Exercise("MaskedLinear", 2, (
+        Check("MaskedLinear", "test_MaskedLinear", 1, _probe_masked_linear_forward,
+              _judge_masked_linear_forward),
+        Check("MaskedLinear", "test_MaskedLinear_2", 1, _probe_masked_linear_keeps_weight,
+              _judge_masked_linear_keeps_weight),
+    )),
+    Exercise("MADE", 4, (
+        Check("MADE", "test_MADE", 2, _probe_made_logits, _judge_made_logits,
+              uses=("made_masks", "MaskedLinear")),
+        Check("MADE", "test_MADE_2", 1, _probe_made_causal, _judge_made_causal,
+              uses=("made_masks", "MaskedLinear")),
+        Check("MADE", "test_MADE_3", 1, _probe_made_log_prob, _judge_made_log_prob,
+              uses=("made_masks", "MaskedLinear")),
+    )),
     Exercise("CausalConv1d", 3, (
         Check("CausalConv1d", "test_CausalConv1d", 2, _probe_conv, _judge_conv, (True,)),
         Check("CausalConv1d", "test_CausalConv1d_2", 1, _probe_conv, _judge_conv, (False,)),
     )),
-    Exercise("wavenet_receptive_field", 2, (ReceptiveField(),)),
+    Exercise("wavenet_receptive_field", 2, (
+        Check("wavenet_receptive_field", "test_wavenet_receptive_field", 2, _probe_receptive_field,
+              _judge_receptive_field),
+    )),
     Exercise("GatedResidualBlock", 3, (
         Check("GatedResidualBlock", "test_GatedResidualBlock", 2, _probe_block, _judge_block,
               ("residual",), uses=("CausalConv1d",)),
         Check("GatedResidualBlock", "test_GatedResidualBlock_2", 1, _probe_block, _judge_block,
               ("skip",), uses=("CausalConv1d",)),
     )),
-    Exercise("fast_generate", 4, (FastGenerateSamples(), FastGenerateCaches())),
+    Exercise("fast_generate", 4, (
+        Check("fast_generate", "test_fast_generate", 2, _probe_fast_generate_samples,
+              _judge_fast_generate_samples, uses=("CausalConv1d", "GatedResidualBlock")),
+        Check("fast_generate", "test_fast_generate_2", 2, _probe_fast_generate_caches,
+              _judge_fast_generate_caches, uses=("CausalConv1d", "GatedResidualBlock")),
+    )),
 ))

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from arlab.data import shapes
 from arlab.grading.checks import check_close, check_shape, fail
-from arlab.grading.parts import Assignment, Check, Exercise, Part, student
+from arlab.grading.parts import Assignment, Check, Exercise, student
 from arlab.grading.probes import (attr, draw, from_np, gen, judge_masked_grad, judge_weight_kept,
                                   px, randomise, returned, set_param)
 from arlab.grading.references import GatedStack, TinyPixelCNN, receptive_field_map, train_pixelcnn
@@ -26,11 +26,6 @@ from arlab.models.gated_pixelcnn import GatedPixelCNN
 from arlab.models.pixelcnn import MaskedConv2d, PixelCNN, pixelcnn_mask
 from arlab.models.pixelsnail import CausalSelfAttention, causal_attention_mask
 from arlab.receptive import Dependence, blind_spot, dependence, earlier_pixels
-
-# =============================================================================================
-# Helpers shared by the parts
-# =============================================================================================
-
 
 # =============================================================================================
 # pixelcnn_mask (4 points): the taps off the centre (2), the centre tap (2)
@@ -151,80 +146,70 @@ def _reference_conv(case, weight, bias, x, gout):
     return y, x.grad, ref.weight.grad, ref.bias.grad, ref.mask
 
 
-class MaskedConvOutput(Part):
-    exercise = "MaskedConv2d"
-    cell = "test_MaskedConv2d"
-    points = 1
-    uses = ("pixelcnn_mask",)
-
-    def probe(self, ns):
-        out = {}
-        for c, case in enumerate(_CONV_CASES):
-            weight, bias, x, gout = _conv_case(c, case)
-            layer = _new_masked_conv(ns, case, weight, bias)
-            x = x.clone().requires_grad_(True)
-            y = layer(x)
-            check_shape(y, tuple(gout.shape), f"{_conv_call(case)}(x) for x of shape "
-                                              f"{tuple(x.shape)}")
-            (y * gout).sum().backward()
-            if layer.weight.grad is None:
-                fail(f"{_conv_call(case)}: no gradient reached `weight`; compute the output "
-                     "from self.weight (times the mask) so that training can update it.")
-            out.update({f"y_{c}": y, f"gx_{c}": x.grad, f"gw_{c}": layer.weight.grad,
-                        f"gb_{c}": layer.bias.grad})
-        return out
-
-    def judge(self, out):
-        for c, case in enumerate(_CONV_CASES):
-            weight, bias, x, gout = _conv_case(c, case)
-            y, gx, gw, gb, mask = _reference_conv(case, weight, bias, x, gout)
-            what = _conv_call(case)
-            check_close(from_np(out[f"y_{c}"]), y, f"{what}: the output", atol=1e-5,
-                        hint="The output is F.conv2d(x, weight * mask, bias, padding=k // 2) "
-                             "with the mask of pixelcnn_mask(k, mask_type, in, out, "
-                             "color_groups).")
-            check_close(from_np(out[f"gx_{c}"]), gx, f"{what}: the gradient with respect to x",
-                        atol=1e-5, hint="Masked taps must carry no gradient to the input.")
-            keep = mask.bool()
-            got_w = from_np(out[f"gw_{c}"])
-            check_shape(got_w, tuple(gw.shape), f"{what}: weight.grad")
-            check_close(got_w[keep], gw[keep], f"{what}: weight.grad on the unmasked taps",
-                        atol=1e-5, hint="An unmasked weight gets the gradient of nn.Conv2d.")
-            check_close(from_np(out[f"gb_{c}"]), gb, f"{what}: bias.grad", atol=1e-5)
+def _probe_masked_conv_output(ns) -> dict[str, Tensor]:
+    out = {}
+    for c, case in enumerate(_CONV_CASES):
+        weight, bias, x, gout = _conv_case(c, case)
+        layer = _new_masked_conv(ns, case, weight, bias)
+        x = x.clone().requires_grad_(True)
+        y = layer(x)
+        check_shape(y, tuple(gout.shape), f"{_conv_call(case)}(x) for x of shape "
+                                          f"{tuple(x.shape)}")
+        (y * gout).sum().backward()
+        if layer.weight.grad is None:
+            fail(f"{_conv_call(case)}: no gradient reached `weight`; compute the output "
+                 "from self.weight (times the mask) so that training can update it.")
+        out.update({f"y_{c}": y, f"gx_{c}": x.grad, f"gw_{c}": layer.weight.grad,
+                    f"gb_{c}": layer.bias.grad})
+    return out
 
 
-class MaskedConvKeepsWeight(Part):
-    exercise = "MaskedConv2d"
-    cell = "test_MaskedConv2d_2"
-    points = 1
-    uses = ("pixelcnn_mask",)
+def _judge_masked_conv_output(out) -> None:
+    for c, case in enumerate(_CONV_CASES):
+        weight, bias, x, gout = _conv_case(c, case)
+        y, gx, gw, gb, mask = _reference_conv(case, weight, bias, x, gout)
+        what = _conv_call(case)
+        check_close(from_np(out[f"y_{c}"]), y, f"{what}: the output", atol=1e-5,
+                    hint="The output is F.conv2d(x, weight * mask, bias, padding=k // 2) "
+                         "with the mask of pixelcnn_mask(k, mask_type, in, out, "
+                         "color_groups).")
+        check_close(from_np(out[f"gx_{c}"]), gx, f"{what}: the gradient with respect to x",
+                    atol=1e-5, hint="Masked taps must carry no gradient to the input.")
+        keep = mask.bool()
+        got_w = from_np(out[f"gw_{c}"])
+        check_shape(got_w, tuple(gw.shape), f"{what}: weight.grad")
+        check_close(got_w[keep], gw[keep], f"{what}: weight.grad on the unmasked taps",
+                    atol=1e-5, hint="An unmasked weight gets the gradient of nn.Conv2d.")
+        check_close(from_np(out[f"gb_{c}"]), gb, f"{what}: bias.grad", atol=1e-5)
 
-    def probe(self, ns):
-        out = {}
-        for c, case in enumerate(_CONV_CASES):
-            weight, bias, x, _ = _conv_case(c, case)
-            layer = _new_masked_conv(ns, case, weight, bias)
-            y = layer(x)  # any shape: a wrong output shape is the other part's to judge
-            (y * draw(y.shape, gen(250 + c), 1.0)).sum().backward()
-            layer(x)
-            grad = layer.weight.grad
-            out[f"weight_{c}"] = layer.weight.detach().clone()
-            out[f"gw_{c}"] = grad if grad is not None else torch.zeros_like(weight)
-        return out
 
-    def judge(self, out):
-        for c, case in enumerate(_CONV_CASES):
-            weight, bias, _, _ = _conv_case(c, case)
-            cin, cout, k, t, groups, _, _ = case
-            what = _conv_call(case)
-            got = from_np(out[f"weight_{c}"])
-            check_shape(got, tuple(weight.shape), f"{what}.weight")
-            judge_weight_kept(got, weight, what, "a forward pass",
-                              "(F.conv2d(x, self.weight * self.mask, ...)); a weight edited in "
-                              "place still gets gradient and comes back after an optimiser "
-                              "step.")
-            judge_masked_grad(from_np(out[f"gw_{c}"]), pixelcnn_mask(k, t, cin, cout, groups),
-                              what, "F.conv2d(x, self.weight * self.mask, ...)")
+def _probe_masked_conv_keeps_weight(ns) -> dict[str, Tensor]:
+    out = {}
+    for c, case in enumerate(_CONV_CASES):
+        weight, bias, x, _ = _conv_case(c, case)
+        layer = _new_masked_conv(ns, case, weight, bias)
+        y = layer(x)  # any shape: a wrong output shape is the other part's to judge
+        (y * draw(y.shape, gen(250 + c), 1.0)).sum().backward()
+        layer(x)
+        grad = layer.weight.grad
+        out[f"weight_{c}"] = layer.weight.detach().clone()
+        out[f"gw_{c}"] = grad if grad is not None else torch.zeros_like(weight)
+    return out
+
+
+def _judge_masked_conv_keeps_weight(out) -> None:
+    for c, case in enumerate(_CONV_CASES):
+        weight, bias, _, _ = _conv_case(c, case)
+        cin, cout, k, t, groups, _, _ = case
+        what = _conv_call(case)
+        got = from_np(out[f"weight_{c}"])
+        check_shape(got, tuple(weight.shape), f"{what}.weight")
+        judge_weight_kept(got, weight, what, "a forward pass",
+                          "(F.conv2d(x, self.weight * self.mask, ...)); a weight edited in "
+                          "place still gets gradient and comes back after an optimiser "
+                          "step.")
+        judge_masked_grad(from_np(out[f"gw_{c}"]), pixelcnn_mask(k, t, cin, cout, groups),
+                          what, "F.conv2d(x, self.weight * self.mask, ...)")
 
 
 # =============================================================================================
@@ -614,54 +599,49 @@ def _judge_attention(out, include_self: bool) -> None:
 _CAUSAL_ATTN = [(8, 2, 7, True), (8, 2, 7, False), (6, 3, 5, False)]  # dim, heads, L, self
 
 
-class AttentionCausal(Part):
-    exercise = "CausalSelfAttention"
-    cell = "test_CausalSelfAttention_3"
-    points = 1
-    uses = ("causal_attention_mask",)
+def _probe_attention_causal(ns) -> dict[str, Tensor]:
+    cls, out = student(ns, "CausalSelfAttention"), {}
+    for c, (dim, heads, length, include_self) in enumerate(_CAUSAL_ATTN):
+        layer = cls(dim, heads) if include_self else cls(dim, heads, include_self=False)
+        g = gen(700 + c)
+        randomise(layer, g, vector_std=0.1)
+        what = _attention_call((dim, heads, length), include_self)
 
-    def probe(self, ns):
-        cls, out = student(ns, "CausalSelfAttention"), {}
-        for c, (dim, heads, length, include_self) in enumerate(_CAUSAL_ATTN):
-            layer = cls(dim, heads) if include_self else cls(dim, heads, include_self=False)
-            g = gen(700 + c)
-            randomise(layer, g, vector_std=0.1)
-            what = _attention_call((dim, heads, length), include_self)
+        def call(mod, x, what=what):
+            y = mod(x)
+            check_shape(y, tuple(x.shape), f"{what}(x)")
+            return y
 
-            def call(mod, x, what=what):
-                y = mod(x)
-                check_shape(y, tuple(x.shape), f"{what}(x)")
-                return y
+        found = dependence(layer, torch.randn(3, length, dim, generator=g,
+                                              dtype=torch.float64),
+                           call=call, in_axes=(0,), out_axes=(0,), levels=None)
+        out[f"seen_{c}"], out[f"how_{c}"] = found.seen, found.how()
+    return out
 
-            found = dependence(layer, torch.randn(3, length, dim, generator=g,
-                                                  dtype=torch.float64),
-                               call=call, in_axes=(0,), out_axes=(0,), levels=None)
-            out[f"seen_{c}"], out[f"how_{c}"] = found.seen, found.how()
-        return out
 
-    def judge(self, out):
-        for c, (dim, heads, length, include_self) in enumerate(_CAUSAL_ATTN):
-            seen = from_np(out[f"seen_{c}"]).bool()
-            what = _attention_call((dim, heads, length), include_self)
-            check_shape(seen, (length, length), "the dependence table")
-            leak = (seen & torch.ones(length, length, dtype=torch.bool).triu(1)).nonzero()
-            if len(leak):
-                p, q = leak[0].tolist()
-                fail(f"{what}: output {p} changes when position {q} > {p} changes; a query may "
-                     "only attend to keys at or before its position (mask the scores of later "
-                     "keys before the softmax, not after). (Decided by "
-                     f"{Dependence.described(out[f'how_{c}'])}.)")
-            # with one allowed key the weight is 1 whatever the query: output 0 (output 1
-            # without self) is that key's value; without self, output 0 is proj(0)
-            want = torch.ones(length, length, dtype=torch.bool).tril(0 if include_self else -1)
-            if not include_self:
-                want[2:] |= torch.eye(length, dtype=torch.bool)[2:]  # the query
-            missing = (want & ~seen).nonzero()
-            if len(missing):
-                p, q = missing[0].tolist()
-                fail(f"{what}: output {p} does not depend on position {q}; query {p} should "
-                     "attend to every allowed key, and its query is computed from position "
-                     f"{p} itself.")
+def _judge_attention_causal(out) -> None:
+    for c, (dim, heads, length, include_self) in enumerate(_CAUSAL_ATTN):
+        seen = from_np(out[f"seen_{c}"]).bool()
+        what = _attention_call((dim, heads, length), include_self)
+        check_shape(seen, (length, length), "the dependence table")
+        leak = (seen & torch.ones(length, length, dtype=torch.bool).triu(1)).nonzero()
+        if len(leak):
+            p, q = leak[0].tolist()
+            fail(f"{what}: output {p} changes when position {q} > {p} changes; a query may "
+                 "only attend to keys at or before its position (mask the scores of later "
+                 "keys before the softmax, not after). (Decided by "
+                 f"{Dependence.described(out[f'how_{c}'])}.)")
+        # with one allowed key the weight is 1 whatever the query: output 0 (output 1
+        # without self) is that key's value; without self, output 0 is proj(0)
+        want = torch.ones(length, length, dtype=torch.bool).tril(0 if include_self else -1)
+        if not include_self:
+            want[2:] |= torch.eye(length, dtype=torch.bool)[2:]  # the query
+        missing = (want & ~seen).nonzero()
+        if len(missing):
+            p, q = missing[0].tolist()
+            fail(f"{what}: output {p} does not depend on position {q}; query {p} should "
+                 "attend to every allowed key, and its query is computed from position "
+                 f"{p} itself.")
 
 
 # =============================================================================================
@@ -694,64 +674,58 @@ def held_out_bits_per_dim(logits: Tensor, x: Tensor) -> float:
     return float(nats) / math.log(2)
 
 
-class TrainPixelCNN(Part):
-    exercise = "train_pixelcnn"
-    cell = "test_train_pixelcnn"
-    points = 3
-    uses = ("pixelcnn_mask", "MaskedConv2d", "receptive_field_map", "GatedPixelCNNLayer",
-            "causal_attention_mask", "CausalSelfAttention")  # whatever the model is built from
+def _probe_train_pixel_cnn(ns) -> dict[str, Tensor]:
+    train, test = _train_data()
+    model = student(ns, "train_pixelcnn")(train.clone(), test.clone())
+    if not isinstance(model, nn.Module):
+        fail(f"train_pixelcnn should return the trained nn.Module, got "
+             f"{type(model).__name__}.")
+    model = model.cpu().eval()
+    held = _held_data()
+    _, _, h, w = held.shape
+    with torch.no_grad():
+        logits = model(held)
+        check_shape(logits, tuple(held.shape), "the trained model's forward(x) for x "
+                    f"of shape {tuple(held.shape)} (one Bernoulli logit per pixel)")
+    # random images, and held-back real ones: a model that behaves on noise but reads
+    # the pixel it predicts on images like the data must not pass
+    noise = torch.randint(0, 2, (_CAUSAL_IMAGES, 1, h, w), generator=gen(800)).double()
+    out = {"logits": logits.float()}
+    for kind, inputs in (("noise", noise), ("real", held[:_CAUSAL_IMAGES].double())):
+        found = dependence(model, inputs, call=lambda mod, x: mod(x.to(_dtype(mod))),
+                           in_axes=(1, 2), out_axes=(-2, -1), levels=2)
+        out[f"seen_{kind}"], out[f"how_{kind}"] = found.seen, found.how()
+    return out
 
-    def probe(self, ns):
-        train, test = _train_data()
-        model = student(ns, "train_pixelcnn")(train.clone(), test.clone())
-        if not isinstance(model, nn.Module):
-            fail(f"train_pixelcnn should return the trained nn.Module, got "
-                 f"{type(model).__name__}.")
-        model = model.cpu().eval()
-        held = _held_data()
-        _, _, h, w = held.shape
-        with torch.no_grad():
-            logits = model(held)
-            check_shape(logits, tuple(held.shape), "the trained model's forward(x) for x "
-                        f"of shape {tuple(held.shape)} (one Bernoulli logit per pixel)")
-        # random images, and held-back real ones: a model that behaves on noise but reads
-        # the pixel it predicts on images like the data must not pass
-        noise = torch.randint(0, 2, (_CAUSAL_IMAGES, 1, h, w), generator=gen(800)).double()
-        out = {"logits": logits.float()}
-        for kind, inputs in (("noise", noise), ("real", held[:_CAUSAL_IMAGES].double())):
-            found = dependence(model, inputs, call=lambda mod, x: mod(x.to(_dtype(mod))),
-                               in_axes=(1, 2), out_axes=(-2, -1), levels=2)
-            out[f"seen_{kind}"], out[f"how_{kind}"] = found.seen, found.how()
-        return out
 
-    def judge(self, out):
-        held = _held_data()
-        _, _, h, w = held.shape
-        later = torch.ones(h * w, h * w, dtype=torch.bool).triu()  # [p, q]: q >= p in raster order
-        for kind, inputs in (("noise", "random binary images"),
-                             ("real", "held-back images like the training data")):
-            seen = from_np(out[f"seen_{kind}"]).bool()
-            check_shape(seen, (h * w, h * w), "the dependence table")
-            leak = (seen & later).nonzero()
-            if len(leak):
-                p, q = (px(v, w) for v in leak[0].tolist())
-                what = "itself" if p == q else f"pixel {q}, which comes later in raster order"
-                fail(f"the trained model is not autoregressive on {inputs}: its logit at pixel "
-                     f"{p} changes when the input at {what} changes, so its bits/dim mean "
-                     "nothing (0 points). The first masked convolution must be type 'A' (no "
-                     "centre tap); later ones type 'B'. (Decided by "
-                     f"{Dependence.described(out[f'how_{kind}'])}.)")
-        logits = from_np(out["logits"])
-        check_shape(logits, tuple(held.shape), "the logits on the held-back images")
-        if not torch.isfinite(logits).all():
-            fail("the trained model gives non-finite logits on the held-back images.")
-        bits = held_out_bits_per_dim(logits, held)
-        if bits > _BITS_THRESHOLD:
-            fail(f"the trained model reaches {bits:.3f} bits/dim on the grader's held-back "
-                 f"shapes; it must reach {_BITS_THRESHOLD} or less (an untrained model gives "
-                 "about 1.0, one probability per pixel about 0.83). Train longer or with a "
-                 "larger learning rate (Adam, lr 5e-3: a few hundred steps of 32 images "
-                 "suffice), and return the model itself.")
+def _judge_train_pixel_cnn(out) -> None:
+    held = _held_data()
+    _, _, h, w = held.shape
+    later = torch.ones(h * w, h * w, dtype=torch.bool).triu()  # [p, q]: q >= p in raster order
+    for kind, inputs in (("noise", "random binary images"),
+                         ("real", "held-back images like the training data")):
+        seen = from_np(out[f"seen_{kind}"]).bool()
+        check_shape(seen, (h * w, h * w), "the dependence table")
+        leak = (seen & later).nonzero()
+        if len(leak):
+            p, q = (px(v, w) for v in leak[0].tolist())
+            what = "itself" if p == q else f"pixel {q}, which comes later in raster order"
+            fail(f"the trained model is not autoregressive on {inputs}: its logit at pixel "
+                 f"{p} changes when the input at {what} changes, so its bits/dim mean "
+                 "nothing (0 points). The first masked convolution must be type 'A' (no "
+                 "centre tap); later ones type 'B'. (Decided by "
+                 f"{Dependence.described(out[f'how_{kind}'])}.)")
+    logits = from_np(out["logits"])
+    check_shape(logits, tuple(held.shape), "the logits on the held-back images")
+    if not torch.isfinite(logits).all():
+        fail("the trained model gives non-finite logits on the held-back images.")
+    bits = held_out_bits_per_dim(logits, held)
+    if bits > _BITS_THRESHOLD:
+        fail(f"the trained model reaches {bits:.3f} bits/dim on the grader's held-back "
+             f"shapes; it must reach {_BITS_THRESHOLD} or less (an untrained model gives "
+             "about 1.0, one probability per pixel about 0.83). Train longer or with a "
+             "larger learning rate (Adam, lr 5e-3: a few hundred steps of 32 images "
+             "suffice), and return the model itself.")
 
 
 __all__ = ["receptive_field_map", "train_pixelcnn", "TinyPixelCNN", "GatedStack",
@@ -767,12 +741,17 @@ TABLE = Assignment("hw3_pixel_models", (
         Check("pixelcnn_mask", "test_pixelcnn_mask", 2, _probe_masks, _judge_off_centre),
         Check("pixelcnn_mask", "test_pixelcnn_mask_2", 2, _probe_masks, _judge_centre),
     )),
-    Exercise("MaskedConv2d", 2, (MaskedConvOutput(), MaskedConvKeepsWeight())),
+    Exercise("MaskedConv2d", 2, (
+        Check("MaskedConv2d", "test_MaskedConv2d", 1, _probe_masked_conv_output,
+              _judge_masked_conv_output, uses=("pixelcnn_mask",)),
+        Check("MaskedConv2d", "test_MaskedConv2d_2", 1, _probe_masked_conv_keeps_weight,
+              _judge_masked_conv_keeps_weight, uses=("pixelcnn_mask",)),
+    )),
     Exercise("receptive_field_map", 3, (
-        Check("receptive_field_map", "test_receptive_field_map", 2, _probe_fields,
-              _judge_fields, ("grey",)),
-        Check("receptive_field_map", "test_receptive_field_map_2", 1, _probe_fields,
-              _judge_fields, ("channels",)),
+        Check("receptive_field_map", "test_receptive_field_map", 2, _probe_fields, _judge_fields,
+              ("grey",)),
+        Check("receptive_field_map", "test_receptive_field_map_2", 1, _probe_fields, _judge_fields,
+              ("channels",)),
     )),
     Exercise("GatedPixelCNNLayer", 5, (
         Check("GatedPixelCNNLayer", "test_GatedPixelCNNLayer", 2, _probe_stacks,
@@ -793,7 +772,13 @@ TABLE = Assignment("hw3_pixel_models", (
               _judge_attention, (True,), uses=("causal_attention_mask",)),
         Check("CausalSelfAttention", "test_CausalSelfAttention_2", 1, _probe_attention,
               _judge_attention, (False,), uses=("causal_attention_mask",)),
-        AttentionCausal(),
+        Check("CausalSelfAttention", "test_CausalSelfAttention_3", 1, _probe_attention_causal,
+              _judge_attention_causal, uses=("causal_attention_mask",)),
     )),
-    Exercise("train_pixelcnn", 3, (TrainPixelCNN(),)),
+    Exercise("train_pixelcnn", 3, (
+        Check("train_pixelcnn", "test_train_pixelcnn", 3, _probe_train_pixel_cnn,
+              _judge_train_pixel_cnn,
+              uses=("pixelcnn_mask", "MaskedConv2d", "receptive_field_map", "GatedPixelCNNLayer",
+                    "causal_attention_mask", "CausalSelfAttention")),
+    )),
 ))
