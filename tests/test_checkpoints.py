@@ -9,6 +9,7 @@ from arlab import checkpoints
 from arlab.models import PixelCNN
 from arlab.train import evaluate, fit
 from arlab.walkthrough import notebooks
+from test_notebooks import PENDING
 
 SHIPPED = sorted(checkpoints.ROOT.glob("*/*.pt"))
 NAME = re.compile(r'checkpoint=f?"([^"]+)"')
@@ -40,6 +41,8 @@ def test_every_checkpoint_a_notebook_names_is_shipped_and_every_shipped_one_is_n
             named.add(name.split("{")[0])   # f-strings: the fixed prefix
     shipped = {f"{p.parent.name}/{p.stem}" for p in SHIPPED}
     for name in named:
+        if name.split("/")[0] in PENDING:
+            continue
         assert any(s.startswith(name) for s in shipped), f"no shipped checkpoint for {name}"
     for s in shipped:
         assert any(s.startswith(n) for n in named), f"checkpoints/{s}.pt is named by no notebook"

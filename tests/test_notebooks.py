@@ -20,6 +20,9 @@ def test_there_are_eleven_notebooks_in_order():
     assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 12)]
 
 
+# Notebooks not yet committed executed, nor their checkpoints shipped: run `make checkpoints
+# NOTEBOOKS=...` and `make walkthrough NOTEBOOKS=...` for them, commit, and empty this set.
+PENDING: set[str] = set()
 MAX_NOTEBOOK_BYTES = 4 * 2 ** 20
 MAX_TEXT_OUTPUT_CHARS = 20_000
 
@@ -30,6 +33,10 @@ def test_committed_outputs_belong_to_the_committed_code(path):
     an edited code cell without re-execution fails here."""
     nb = nbformat.read(path, as_version=4)
     stamp = nb.metadata.get("arlab", {})
+    if path.stem in PENDING:
+        assert not stamp and not any(c.get("outputs") for c in nb.cells), (
+            f"{path.name} is executed now: remove it from PENDING")
+        return
     assert stamp.get("code_sha256") == code_hash(nb), (
         f"{path.name}: its outputs were computed from other code; run "
         f"`make walkthrough NOTEBOOKS=notebooks/{path.name}` and commit the result")
@@ -48,6 +55,8 @@ def test_committed_outputs_belong_to_the_committed_code(path):
 def test_every_figure_cell_shows_its_figure(path):
     """Where the committed page is read, each plot is there: a cell that draws shows a PNG."""
     nb = nbformat.read(path, as_version=4)
+    if path.stem in PENDING:
+        return   # checked by test_committed_outputs_belong_to_the_committed_code
     draws = re.compile(r"^(fig|plt\.show\(\)|display\(fig|sample_grid\(|training_curves\("
                        r"|[\w\[\]\"']+\.(plot|show)\()")
     for i, cell in enumerate(nb.cells):
