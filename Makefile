@@ -11,7 +11,7 @@ help:
 	@echo "make lab          open the course in JupyterLab (installs on first use)"
 	@echo "make test         run every test (ARLAB_BUDGET=smoke)"
 	@echo "make test-browser the widgets in JupyterLab in headless Chromium (build/browser/)"
-	@echo "make checkpoints  train every walkthrough model at the cpu budget into checkpoints/ (~25 min)"
+	@echo "make checkpoints  train every walkthrough model at the cpu budget into checkpoints/ (hours on 2 cores)"
 	@echo "make walkthrough  execute the notebooks in place (cpu budget, checkpoints) + HTML in build/walkthrough/"
 	@echo "make site         the course site (Jupyter Book) from the committed notebooks: build/site/"
 	@echo "make bench        run the benchmarks and rewrite benchmarks/RESULTS.md"
