@@ -11,7 +11,7 @@ help:
 	@echo "make lab          open the course in JupyterLab (installs on first use)"
 	@echo "make test         run every test (ARLAB_BUDGET=smoke)"
 	@echo "make test-browser the widgets in JupyterLab in headless Chromium (build/browser/)"
-	@echo "make checkpoints  train every walkthrough model at the cpu budget into checkpoints/ (hours on 2 cores)"
+	@echo "make checkpoints  train every walkthrough model at the cpu budget into checkpoints/ (hours on 2 cores; RESUME=1 keeps what still fits)"
 	@echo "make walkthrough  execute the notebooks in place (cpu budget, checkpoints) + HTML in build/walkthrough/"
 	@echo "make site         the course site (Jupyter Book) from the committed notebooks: build/site/"
 	@echo "make bench        run the benchmarks and rewrite benchmarks/RESULTS.md"
@@ -54,7 +54,7 @@ walkthrough: setup
 	@$(BIN)/python -m arlab.walkthrough --budget cpu --in-place --out build/walkthrough $(NOTEBOOKS)
 
 checkpoints: setup
-	@$(BIN)/python -m arlab.checkpoints $(NOTEBOOKS)
+	@$(BIN)/python -m arlab.checkpoints $(if $(RESUME),--resume) $(NOTEBOOKS)
 
 # The notebooks as committed (never executed here), the homework introductions and the
 # instructor's guide; config and table of contents in site/.

@@ -132,6 +132,38 @@ def test_missing_or_mismatched_checkpoint_trains_with_a_notice_or_fails_when_str
             train_yourself=False)
 
 
+def test_resume_keeps_what_fits_and_trains_the_rest(store, monkeypatch, capsys):
+    """``make checkpoints --resume`` after an interrupted run: a checkpoint that still fits
+    its model, settings and number is loaded; a missing, stale or differently trained one is
+    trained again and saved."""
+    train, test = _data()
+    monkeypatch.setenv(checkpoints.MODE_ENV, "write")
+    fit(_tiny(), train, test, epochs=1, batch_size=16, device="cpu", progress=False,
+        checkpoint="nb/kept")
+    fit(_tiny(), train, test, epochs=1, batch_size=16, device="cpu", progress=False,
+        checkpoint="nb/stale")
+    blob = checkpoints.read("nb/stale")
+    blob["meta"]["test_nats_per_dim"] += 1e-3
+    torch.save(blob, store / "nb" / "stale.pt")
+    kept_bytes = (store / "nb" / "kept.pt").read_bytes()
+    capsys.readouterr()
+
+    monkeypatch.setenv(checkpoints.MODE_ENV, "resume")
+    fit(_tiny(), train, test, epochs=1, batch_size=16, device="cpu", checkpoint="nb/kept",
+        train_yourself=True)   # resume loads whatever the notebook's switch says
+    out = capsys.readouterr().out
+    assert "loaded trained weights checkpoints/nb/kept.pt" in out and "saved" not in out
+    assert (store / "nb" / "kept.pt").read_bytes() == kept_bytes
+    for name, how in [("nb/stale", dict(epochs=1)), ("nb/new", dict(epochs=1)),
+                      ("nb/kept", dict(epochs=2))]:   # kept, but with other settings now
+        fit(_tiny(), train, test, batch_size=16, device="cpu", progress=False,
+            checkpoint=name, **how)
+        assert f"saved as {store.name}/{name}.pt" in capsys.readouterr().out, name
+        measured, recorded = checkpoints.check(store / f"{name}.pt")
+        assert measured == pytest.approx(recorded, abs=1e-6)
+    assert checkpoints.read("nb/kept")["meta"]["settings"]["epochs"] == 2
+
+
 def test_train_yourself_defaults_to_the_gpu_and_can_be_forced(monkeypatch):
     monkeypatch.setenv("ARLAB_DEVICE", "cpu")
     monkeypatch.delenv(checkpoints.TRAIN_ENV, raising=False)

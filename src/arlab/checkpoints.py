@@ -9,9 +9,11 @@ every model, evaluate it and compare with the recorded number. ``make checkpoint
 
 Whether a notebook loads or trains is one variable at its top, ``TRAIN_YOURSELF``
 (:func:`train_yourself`: False on a CPU, True on a GPU). ``ARLAB_CHECKPOINTS`` steers the
-machinery: ``write`` (train and save), ``strict`` (a checkpoint that does not fit is an error,
-for regenerating the committed notebooks), unset (a checkpoint that does not fit is skipped
-with a notice, and the model trains).
+machinery: ``write`` (train and save), ``resume`` (keep each checkpoint that still fits its
+model, fit settings and recorded number; train and save the others: finishing an interrupted
+``make checkpoints``), ``strict`` (a checkpoint that does not fit is an error, for regenerating
+the committed notebooks), unset (a checkpoint that does not fit is skipped with a notice, and
+the model trains).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ BUDGET = "cpu"              # the budget the shipped weights are trained at
 MAX_BYTES = 25 * 2 ** 20    # everything under checkpoints/ together
 HALF_ABOVE = 2 ** 20        # float32 bytes above which a checkpoint is stored in float16
 MODE_ENV = "ARLAB_CHECKPOINTS"
+CELL_HOURS = 4              # one training cell may take this long on a slow, shared machine
 TRAIN_ENV = "ARLAB_TRAIN_YOURSELF"
 
 
@@ -52,8 +55,9 @@ def train_yourself() -> bool:
 
 def mode() -> str:
     value = os.environ.get(MODE_ENV, "").strip().lower()
-    if value not in ("", "write", "strict"):
-        raise ValueError(f"{MODE_ENV}={value!r}: use 'write', 'strict' or leave it unset.")
+    if value not in ("", "write", "resume", "strict"):
+        raise ValueError(f"{MODE_ENV}={value!r}: use 'write', 'resume', 'strict' or leave it "
+                         "unset.")
     return value
 
 
@@ -190,10 +194,11 @@ def tolerance(value: float, device: torch.device) -> float:
 
 
 def try_load(name: str, model: nn.Module, test, *, device, conditional: bool,
-             eval_batch_size: int, verbose: bool = True):
+             eval_batch_size: int, verbose: bool = True, settings: dict | None = None):
     """The recorded History after loading the shipped weights into ``model``, or None (with a
-    notice) when there is no checkpoint for this budget and model. Raises CheckpointError
-    when the weights do not give their recorded test nats/dim on the recorded test data."""
+    notice) when there is no checkpoint for this budget and model (and, given ``settings``,
+    these fit settings). Raises CheckpointError when the weights do not give their recorded
+    test nats/dim on the recorded test data."""
     from arlab import budget
     from arlab.train import History, evaluate
 
@@ -206,6 +211,9 @@ def try_load(name: str, model: nn.Module, test, *, device, conditional: bool,
     if meta["budget"] != budget():
         return _skip(f"the shipped weights for {name} are for the {meta['budget']!r} budget, "
                      f"this run is {budget()!r}", strict, verbose)
+    if settings is not None and _training(meta["settings"]) != _training(settings):
+        return _skip(f"checkpoints/{name}.pt was trained with other fit settings", strict,
+                     verbose)
     own = {k: v for k, v in model.state_dict().items() if k not in meta["rebuilt"]}
     if _shapes(state) != _shapes(own):
         return _skip(f"checkpoints/{name}.pt holds another architecture than this model "
@@ -227,6 +235,11 @@ def try_load(name: str, model: nn.Module, test, *, device, conditional: bool,
               f"{meta['seed']}, trained in {history.seconds:.0f} s): test {recorded:.4f} nats/dim"
               f"{where}")
     return history
+
+
+def _training(settings: dict) -> dict:
+    """The fit settings that decide the weights (not where they were computed)."""
+    return {k: v for k, v in settings.items() if k not in ("device", "bf16")}
 
 
 def _skip(reason: str, strict: bool, verbose: bool):
@@ -279,16 +292,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-place", action="store_true",
                         help="also write each executed notebook (which trained its models) over "
                              "its source, as `make walkthrough` does")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the checkpoints that still fit (after an interrupted run) "
+                             "and train only the others")
     args = parser.parse_args(argv)
-    os.environ[MODE_ENV] = "write"
+    os.environ[MODE_ENV] = "resume" if args.resume else "write"
     failed = []
     for path in args.notebooks or notebooks():
         stem = path.stem
-        for old in (ROOT / stem).glob("*.pt"):
+        for old in () if args.resume else (ROOT / stem).glob("*.pt"):
             old.unlink()
         print(f"{stem}: training at the {BUDGET} budget ...", flush=True)
         try:
-            nb = execute(path.resolve(), BUDGET)
+            nb = execute(path.resolve(), BUDGET, timeout=CELL_HOURS * 3600)
             if args.in_place:
                 write_executed(nb, path, BUDGET)
         except Exception as err:   # one broken notebook must not cost the others' training

@@ -159,6 +159,11 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
     """
     device = torch.device(device) if device else best_device()
     torch.manual_seed(seed)
+    autocast = bf16 and native_bf16(device)
+    settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    max_steps=max_steps, clip_grad=clip_grad, conditional=conditional,
+                    seed=seed, eval_batch_size=eval_batch_size, bf16=bool(autocast),
+                    device=device.type)
     if checkpoint is not None:
         from arlab import checkpoints
 
@@ -166,10 +171,17 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
             raise ValueError("fit(checkpoint=...) needs the test data to check the weights on.")
         if train_yourself is None:
             train_yourself = checkpoints.train_yourself()
-        if not train_yourself and checkpoints.mode() != "write":
-            loaded = checkpoints.try_load(checkpoint, model, test, device=device,
-                                          conditional=conditional, eval_batch_size=eval_batch_size,
-                                          verbose=progress)
+        resume = checkpoints.mode() == "resume"   # keep what still fits, train the rest
+        if resume or (not train_yourself and checkpoints.mode() != "write"):
+            try:
+                loaded = checkpoints.try_load(checkpoint, model, test, device=device,
+                                              conditional=conditional,
+                                              eval_batch_size=eval_batch_size, verbose=progress,
+                                              settings=settings if resume else None)
+            except checkpoints.CheckpointError:
+                if not resume:
+                    raise
+                loaded = None
             if loaded is not None:
                 return loaded
     g = torch.Generator().manual_seed(seed)
@@ -181,7 +193,6 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
     steps_per_epoch = math.ceil(x.shape[0] / batch_size)
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     hist = History(steps_per_epoch=steps_per_epoch)
-    autocast = bf16 and native_bf16(device)
 
     def run_test(epoch: float):
         if test is not None:
@@ -226,11 +237,7 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
         bar.close()
         model.eval()   # fit returns (or raises) with the model in eval mode
     hist.seconds = time.perf_counter() - start
-    if checkpoint is not None and checkpoints.mode() == "write":
-        settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                        max_steps=max_steps, clip_grad=clip_grad, conditional=conditional,
-                        seed=seed, eval_batch_size=eval_batch_size,
-                        bf16=bool(autocast), device=device.type)
+    if checkpoint is not None and checkpoints.mode() in ("write", "resume"):
         path = checkpoints.save(checkpoint, model, hist, test, settings)
         print(f"trained here and saved as {path.relative_to(checkpoints.ROOT.parent)}")
     return hist
