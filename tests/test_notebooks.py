@@ -22,7 +22,7 @@ def test_there_are_eleven_notebooks_in_order():
 
 # Notebooks not yet committed executed, nor their checkpoints shipped: run `make checkpoints
 # NOTEBOOKS=...` and `make walkthrough NOTEBOOKS=...` for them, commit, and empty this set.
-PENDING: set[str] = {"11_faster_sampling"}
+PENDING: set[str] = set()
 MAX_NOTEBOOK_BYTES = 4 * 2 ** 20
 MAX_TEXT_OUTPUT_CHARS = 20_000
 
