@@ -8,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from arlab.walkthrough import COLAB, code_hash, notebooks
+from arlab.walkthrough import COLAB, code_hash, is_progress_bar, notebooks
 from test_walkthrough_integrity import answer_cells, cell_text_outputs, overlaps
 
 NOTEBOOKS = notebooks()
@@ -46,9 +46,18 @@ def test_committed_outputs_belong_to_the_committed_code(path):
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
             assert out.output_type != "error", f"{path.name} cell {i} shows an error"
+            assert not is_progress_bar(out), f"{path.name} cell {i} shows a bar frozen at 0%"
             text = out.get("text", "") + out.get("data", {}).get("text/plain", "")
             assert len(text) <= MAX_TEXT_OUTPUT_CHARS, f"{path.name} cell {i} prints {len(text)} chars"
     assert path.stat().st_size <= MAX_NOTEBOOK_BYTES, f"{path.name} is {path.stat().st_size} bytes"
+
+
+def test_progress_bars_are_recognised_and_live_widgets_kept():
+    bar = {"data": {WIDGET_MIME: {}, "text/plain": ["MADE:   0%|          | 0/630 [00:00<?, ?it/s]"]}}
+    live = {"data": {WIDGET_MIME: {}, "text/plain": "Live widget: run this cell (with its kernel) "
+                                                    "to get the controls."}}
+    assert is_progress_bar(bar) and not is_progress_bar(live)
+    assert not is_progress_bar({"text": "MADE: 100%|##| 630/630 [00:10<00:00]"}), "text stays"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

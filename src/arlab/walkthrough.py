@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -68,10 +69,26 @@ def execute(path: Path, budget: str | None = None, timeout: int = 1800):
     return nb
 
 
+# tqdm's text form of a bar, "MADE:  0%|          | 0/630 [00:00<?, ?it/s]"
+_PROGRESS_BAR = re.compile(r"\d+%\|.*\| *\d+/\d+ \[")
+
+
+def is_progress_bar(output) -> bool:
+    """A progress-bar widget: saved, it shows only its first frame ("0%"), since the course's
+    bars are transient (``leave=False``) and vanish from a live notebook when done."""
+    data = output.get("data", {})
+    return ("application/vnd.jupyter.widget-view+json" in data
+            and bool(_PROGRESS_BAR.search("".join(data.get("text/plain", "")))))
+
+
 def write_executed(nb, path: Path, budget: str) -> None:
-    """Save an executed notebook over its source, stamped with its code hash and budget."""
+    """Save an executed notebook over its source, stamped with its code hash and budget,
+    without the progress bars' frozen first frames."""
     import nbformat
 
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not is_progress_bar(o)]
     nb.metadata.pop("widgets", None)   # live widget state: the static twins show the pictures
     nb.metadata["arlab"] = {"budget": budget, "code_sha256": code_hash(nb)}
     nbformat.write(nb, path)
