@@ -143,6 +143,7 @@ def test_resume_keeps_what_fits_and_trains_the_rest(store, monkeypatch, capsys):
     fit(_tiny(), train, test, epochs=1, batch_size=16, device="cpu", progress=False,
         checkpoint="nb/stale")
     blob = checkpoints.read("nb/stale")
+    first = blob["meta"]["test_nats_per_dim"]
     blob["meta"]["test_nats_per_dim"] += 1e-3
     torch.save(blob, store / "nb" / "stale.pt")
     kept_bytes = (store / "nb" / "kept.pt").read_bytes()
@@ -162,6 +163,8 @@ def test_resume_keeps_what_fits_and_trains_the_rest(store, monkeypatch, capsys):
         measured, recorded = checkpoints.check(store / f"{name}.pt")
         assert measured == pytest.approx(recorded, abs=1e-6)
     assert checkpoints.read("nb/kept")["meta"]["settings"]["epochs"] == 2
+    assert checkpoints.read("nb/stale")["meta"]["test_nats_per_dim"] == pytest.approx(
+        first, abs=1e-6), "retrained from the seeded start, not from the stale weights"
 
 
 def test_train_yourself_defaults_to_the_gpu_and_can_be_forced(monkeypatch):

@@ -5,6 +5,7 @@ nats/dim and bits/dim, device choice, bf16 autocast where native, gradient clipp
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -173,6 +174,7 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
             train_yourself = checkpoints.train_yourself()
         resume = checkpoints.mode() == "resume"   # keep what still fits, train the rest
         if resume or (not train_yourself and checkpoints.mode() != "write"):
+            initial = copy.deepcopy(model.state_dict()) if resume else None
             try:
                 loaded = checkpoints.try_load(checkpoint, model, test, device=device,
                                               conditional=conditional,
@@ -181,6 +183,7 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
             except checkpoints.CheckpointError:
                 if not resume:
                     raise
+                model.load_state_dict(initial)   # train from the seeded start, not stale weights
                 loaded = None
             if loaded is not None:
                 return loaded
