@@ -43,3 +43,22 @@ def test_unknown_section_is_refused(capsys):
     with pytest.raises(SystemExit):
         run.main(["--only", "nonsense"])
     assert "unknown section" in capsys.readouterr().err
+
+
+def test_pixelsnail_verdict_reads_speed_at_equal_quality():
+    from benchmarks import pixelsnail
+
+    def values(fast_nats):
+        v = {}
+        for name, seconds, nats in [("full", 20.0, 0.1246), ("rows_2x1", 8.0, 0.1250),
+                                    ("rows_1x1", 4.0, fast_nats)]:
+            note = "x" if name in pixelsnail.CONFIGS else ""
+            v[f"pixelsnail.{name}.seconds_per_epoch"] = {"value": seconds, "note": note}
+            v[f"pixelsnail.{name}.nats_per_dim"] = {"value": nats}
+            v[f"pixelsnail.{name}.parameters"] = {"value": 1}
+        return v
+
+    assert "`rows_2x1`, 2.50x; the 4x target at equal nats/dim is not met" in \
+        pixelsnail.summarize("pixelsnail", values(0.1689))[-1]
+    assert "`rows_1x1`, 5.00x; the 4x target at equal nats/dim is met" in \
+        pixelsnail.summarize("pixelsnail", values(0.1240))[-1]
