@@ -731,21 +731,21 @@ def _judge_rnn_coordinates(out) -> None:
             gap = (a[:, :shared] - b[:, :shared]).abs().amax(0)    # per raster position
             w1, w2 = first[1], second[1]
             px = divmod(pos, w1)
-            if not append:
-                if (gap > _SAME).any():
-                    t = int((gap > _SAME).nonzero()[0])
-                    fail(f"with append_coords=False and equal weights, the logit of raster "
-                         f"position {t} differs between a {first[0]}x{w1} and a "
-                         f"{second[0]}x{w2} image with the same pixels: without "
-                         "coordinates the model must not depend on the image size.")
-                continue
-            early = gap[:pos]
-            if (early > _SAME).any():
-                t = int((early > _SAME).nonzero()[0])
+            # without coordinates every shared position must agree; with them, those before
+            # the first pixel whose coordinates differ between the two sizes
+            moved = (gap[:pos] if append else gap) > _SAME
+            if moved.any():
+                t = int(moved.nonzero()[0])
+                sizes = f"a {first[0]}x{w1} and a {second[0]}x{w2} image"
                 fail(f"with append_coords=True and equal weights, the logit of pixel "
-                     f"{divmod(t, w1)} differs between a {first[0]}x{w1} and a "
-                     f"{second[0]}x{w2} image, although that pixel has the same "
-                     "(row/(H-1), column/(W-1)) in both and the pixels before it are equal.")
+                     f"{divmod(t, w1)} differs between {sizes}, although that pixel has the "
+                     "same (row/(H-1), column/(W-1)) in both and the pixels before it are "
+                     "equal." if append else
+                     f"with append_coords=False and equal weights, the logit of raster "
+                     f"position {t} differs between {sizes} with the same pixels: without "
+                     "coordinates the model must not depend on the image size.")
+            if not append:
+                continue
             if gap[pos] < _CHANGED:
                 h1, h2 = first[0], second[0]
                 fail(f"with append_coords=True and equal weights, the logit of pixel {px} "
