@@ -80,6 +80,28 @@ def test_fit_is_seeded_and_respects_max_steps_and_conditioning():
         fit(PixelBias(data.data_shape), data.train, conditional=True, progress=False)
 
 
+def test_fit_trains_for_a_time_counting_only_its_steps(monkeypatch):
+    """max_seconds stops after the first step that ends that far into training; test passes
+    are not counted, and a stop at an epoch's end tests once, not twice."""
+    import itertools
+    import types
+
+    import arlab.train as train
+
+    ticks = itertools.count()   # every reading of the clock is one second later
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    data = shapes(n_train=256, n_test=64)   # 4 steps per epoch at batch 64
+    hist = fit(PixelBias(data.data_shape), data.train, data.test, epochs=10, max_seconds=3,
+               progress=False, device="cpu")
+    assert hist.train_steps == [1, 2, 3] and hist.test_epochs == [0, 0.75]
+    hist = fit(PixelBias(data.data_shape), data.train, data.test, epochs=10, max_seconds=4,
+               progress=False, device="cpu")
+    assert hist.train_steps == [1, 2, 3, 4] and hist.test_epochs == [0, 1]
+    with pytest.raises(ValueError, match="checkpoint"):
+        fit(PixelBias(data.data_shape), data.train, data.test, max_seconds=1,
+            checkpoint="07_pixelcnn/mnist", progress=False)
+
+
 def test_fit_applies_transform_and_reports_nan(monkeypatch):
     data = shapes(n_train=64, n_test=16)
     seen = []

@@ -135,12 +135,16 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
         transform: Callable[[Tensor], Tensor] | None = None, device=None, seed: int = 0,
         bf16: bool = True, progress: bool = True, eval_batch_size: int = 256,
         optimizer: torch.optim.Optimizer | None = None, checkpoint: str | None = None,
-        train_yourself: bool | None = None) -> History:
+        train_yourself: bool | None = None, max_seconds: float | None = None) -> History:
     """Train ``model`` by minimising ``model.loss(x, cond)`` with Adam.
 
     Args:
         train, test: ``x`` (levels ``[N, *data_shape]``) or ``(x, labels)``.
         epochs: passes over ``train``; ``max_steps`` caps the total number of steps.
+        max_seconds: stop after the first step that ends this many seconds into training
+            (the test passes are not counted): training for a time instead of a number of
+            steps, as a benchmark at equal time does. Not with ``checkpoint``, whose weights
+            must be reproducible.
         conditional: pass the labels as ``cond``.
         transform: applied to each training batch (e.g. ``arlab.data.dynamic_binarize``).
         device: default: cuda, then mps, then cpu.
@@ -165,6 +169,9 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
                     max_steps=max_steps, clip_grad=clip_grad, conditional=conditional,
                     seed=seed, eval_batch_size=eval_batch_size, bf16=bool(autocast),
                     device=device.type)
+    if checkpoint is not None and max_seconds is not None:
+        raise ValueError("fit(max_seconds=...) trains for a time, which no checkpoint can "
+                         "reproduce: train by epochs or max_steps to use checkpoint=.")
     if checkpoint is not None:
         from arlab import checkpoints
 
@@ -208,13 +215,18 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
     start = time.perf_counter()
     run_test(0)
     bar = tqdm(total=total, desc=type(model).__name__, disable=not progress, leave=False)
-    step = 0
+    step, trained = 0, 0.0   # trained: seconds spent in training steps
+
+    def going_on() -> bool:
+        return step < total and (max_seconds is None or trained < max_seconds)
+
     model.train()
     try:
-        while step < total:
+        while going_on():
             for xb, yb in _batches(x, labels, batch_size, g):
-                if step >= total:
+                if not going_on():
                     break
+                began = time.perf_counter()
                 if transform is not None:
                     xb = transform(xb)
                 xb = xb.to(device, non_blocking=True)
@@ -229,6 +241,7 @@ def fit(model: nn.Module, train: Data, test: Data | None = None, *, epochs: int 
                 if clip_grad:
                     nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
                 opt.step()
+                trained += time.perf_counter() - began
                 step += 1
                 hist.train_steps.append(step)
                 hist.train_nats_per_dim.append(float(loss.detach()))
