@@ -61,3 +61,47 @@ def test_pixelsnail_verdict_reads_speed_at_equal_quality():
         pixelsnail.summarize("pixelsnail", values(0.1689))[-1]
     assert "`rows_1x1`, 5.00x; the 4x target at equal nats/dim is met" in \
         pixelsnail.summarize("pixelsnail", values(0.1240))[-1]
+
+
+def test_timed_section_trains_each_model_for_its_time_and_names_who_is_behind(tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setattr(common, "RESULTS_JSON", tmp_path / "results.json")
+    monkeypatch.setattr(common, "RESULTS_MD", tmp_path / "RESULTS.md")
+    assert run.main(["--quick", "--only", "timed", "--models", "peer_made,made"]) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    for name in ("peer_made", "made"):
+        for at in ("1s", "2s"):
+            assert data[f"timed.{name}.{at}.seconds"]["value"] >= float(at[:-1])
+            assert 0 < data[f"timed.{name}.{at}.nats_per_dim"]["value"] < 1
+        assert data[f"timed.{name}.2s.epochs"]["value"] > data[f"timed.{name}.1s.epochs"]["value"]
+    assert data["timed.peer_made.batch"]["value"] == 128
+    from benchmarks import timed
+
+    values = {k: v for k, v in data.items() if k.startswith("timed.")}
+    values["timed.made.2s.nats_per_dim"]["value"] = values["timed.peer_made.2s.nats_per_dim"][
+        "value"] + 0.01
+    lines = timed.summarize("timed", values)
+    assert "| made | 361,600 |" in "\n".join(lines) and "| peer_made (peer) |" in "\n".join(lines)
+    assert lines[-1].startswith("At 2 s: 0 of 1 course models match or beat the best peer")
+    assert lines[-1].endswith("behind it: `made` (+0.0100).")
+
+
+@pytest.mark.parametrize("name", ["peer_made", "peer_pixelcnn"])
+def test_peers_are_causal_and_normalised(name):
+    """The peers are proven as the course's own models are: float64 gradients, and
+    enumeration of every 2x2 binary image."""
+    import itertools
+
+    import torch
+
+    from arlab.receptive import causality_violations, receptive_field
+    from benchmarks.peers import build_peer
+
+    model = build_peer(name, (1, 3, 3), 2).double().eval()
+    for pos in itertools.product(range(1), range(3), range(3)):
+        assert not causality_violations(model, pos).any(), pos
+        if pos != (0, 0, 0):
+            assert receptive_field(model, pos).any(), pos
+    model = build_peer(name, (1, 2, 2), 2).double()
+    x = torch.tensor(list(itertools.product(range(2), repeat=4))).view(-1, 1, 2, 2)
+    assert model.log_prob(x).logsumexp(0).exp().item() == pytest.approx(1.0, abs=1e-9)
