@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.arlab-installed
 JOBS   ?= 2
 
-.PHONY: setup lab test test-browser walkthrough checkpoints site bench data clean help
+.PHONY: setup lab test test-browser walkthrough checkpoints site bench bench-timed bench-gpu data clean help
 
 help:
 	@echo "make lab          open the course in JupyterLab (installs on first use)"
@@ -15,6 +15,8 @@ help:
 	@echo "make walkthrough  execute the notebooks in place (cpu budget, checkpoints) + HTML in build/walkthrough/"
 	@echo "make site         the course site (Jupyter Book) from the committed notebooks: build/site/"
 	@echo "make bench        run the benchmarks and rewrite benchmarks/RESULTS.md"
+	@echo "make bench-timed  quality at equal time beside the peers (about 75 minutes)"
+	@echo "make bench-gpu    the GPU section: every model, samples as PNG (needs CUDA)"
 	@echo "make mutation     measure the hidden tests by mutating every reference answer (~20 min)"
 
 setup: $(STAMP)
@@ -65,6 +67,12 @@ site: setup
 
 bench: setup
 	@$(BIN)/python -m benchmarks.run --budgets smoke,cpu
+
+bench-timed: setup
+	@$(BIN)/python -m benchmarks.run --only timed --workers 2
+
+bench-gpu: setup
+	@$(BIN)/python -m benchmarks.run --only gpu --device cuda
 
 mutation: setup
 	@$(TEST_ENV) $(BIN)/python -m benchmarks.mutation $(MUTATION_ARGS)

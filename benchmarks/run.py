@@ -5,6 +5,7 @@
     python -m benchmarks.run --quick              # tiny sizes: checks that it all runs
     python -m benchmarks.run --only mutation      # the grader's strength (long: named only)
     python -m benchmarks.run --only timed --workers 2   # quality at equal time (long)
+    python -m benchmarks.run --only gpu --device cuda   # the GPU section (make bench-gpu)
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from benchmarks.common import command_line
 
 SECTIONS = ("sampling", "quality", "throughput", "grading", "walkthrough", "pixelsnail",
             "widgets")
-NAMED_ONLY = ("mutation", "timed")  # too long for every run: only when --only names them
+# too long for every run, or for a GPU only: run when --only names them
+NAMED_ONLY = ("mutation", "timed", "gpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"budgets": tuple(b for b in args.budgets.split(",") if b != "none")}
         if section == "timed":
             extra = {"workers": args.workers}
-        if args.models and section in ("quality", "throughput", "pixelsnail", "timed"):
+        if args.models and section in ("quality", "throughput", "pixelsnail", "timed", "gpu"):
             extra["models"] = args.models.split(",")
         rec = module.main(quick=args.quick, device=args.device, command=command_line(argv),
                           **extra)

@@ -105,3 +105,24 @@ def test_peers_are_causal_and_normalised(name):
     model = build_peer(name, (1, 2, 2), 2).double()
     x = torch.tensor(list(itertools.product(range(2), repeat=4))).view(-1, 1, 2, 2)
     assert model.log_prob(x).logsumexp(0).exp().item() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_gpu_section_saves_samples_and_results_say_when_it_is_missing(tmp_path, monkeypatch):
+    from benchmarks import gpu
+
+    monkeypatch.setattr(common, "RESULTS_JSON", tmp_path / "results.json")
+    monkeypatch.setattr(common, "RESULTS_MD", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(gpu, "QUICK_OUT", tmp_path / "gpu")
+    with pytest.raises(SystemExit, match="--device cuda"):
+        gpu.main(quick=False, device="cpu")
+    assert run.main(["--quick", "--only", "gpu", "--models", "wavenet,made"]) == 0
+    for name in ("wavenet", "made"):
+        assert (tmp_path / "gpu" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["gpu.wavenet.sample_images_per_second"]["value"] > 0
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "| wavenet |" in md and "![wavenet](gpu/wavenet.png)" in md
+    assert "Not measured: no run recorded here had a GPU" in md   # a CPU run is not the GPU's
+    data["_sections"]["gpu_cuda"] = data["_sections"].pop("gpu")
+    common.write_markdown(data)
+    assert "Not measured" not in (tmp_path / "RESULTS.md").read_text()
