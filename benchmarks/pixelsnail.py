@@ -11,7 +11,8 @@ from arlab.models.pixelsnail import PixelSNAIL
 from arlab.train import evaluate, fit
 from benchmarks.common import Record, fmt, table
 
-# name -> PixelSNAIL keyword sizes; "full" is the architecture recorded in the quality section
+# name -> PixelSNAIL keyword sizes (and the learning rate "lr" where it is not 1e-3); "full" is
+# the architecture recorded in the quality section
 CONFIGS = {
     "full": dict(channels=32, blocks=2, heads=2, conv_layers=2, attention="full"),
     "rows_1x2": dict(channels=32, blocks=1, heads=2, conv_layers=2, attention="rows"),
@@ -22,6 +23,15 @@ CONFIGS = {
     "rows_2x0": dict(channels=32, blocks=2, heads=1, conv_layers=0, attention="rows"),
     "rows_2x1_c24": dict(channels=24, blocks=2, heads=1, conv_layers=1, attention="rows"),
     "rows_1x1_c48": dict(channels=48, blocks=1, heads=1, conv_layers=1, attention="rows"),
+    # does a larger step let the small models catch up in 3 epochs? (and the full one?)
+    "full_lr2": dict(channels=32, blocks=2, heads=2, conv_layers=2, attention="full", lr=2e-3),
+    "full_lr3": dict(channels=32, blocks=2, heads=2, conv_layers=2, attention="full", lr=3e-3),
+    "rows_2x1_lr2": dict(channels=32, blocks=2, heads=1, conv_layers=1, attention="rows",
+                         lr=2e-3),
+    "rows_1x1_lr3": dict(channels=32, blocks=1, heads=2, conv_layers=1, attention="rows",
+                         lr=3e-3),
+    "rows_2x1_c16_lr3": dict(channels=16, blocks=2, heads=1, conv_layers=1, attention="rows",
+                             lr=3e-3),
 }
 TARGET = 4.0        # the speed-up asked for, at the baseline's test nats/dim or better
 SAME = 1e-3         # nats/dim read as "equal" after 3 short epochs
@@ -39,14 +49,16 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", epochs: in
     rec = Record("pixelsnail", command,
                  f"the first {len(train):,} training and {len(test):,} test images of "
                  f"{'shapes' if quick else 'mnist'} {tuple(data.data_shape)}, batch 64, Adam "
-                 f"lr 1e-3, {epochs} epochs, models taking turns epoch by epoch on {device}; "
+                 f"lr 1e-3 unless the architecture names another, {epochs} epochs, models taking turns epoch by epoch on {device}; "
                  "seconds: training steps only (the test pass is timed apart)",
                  merge=bool(models))
     built, opts, seconds = {}, {}, {n: 0.0 for n in names}
     for name in names:
+        sizes = dict(CONFIGS[name])
+        lr = sizes.pop("lr", 1e-3)
         torch.manual_seed(0)
-        built[name] = PixelSNAIL(data.data_shape, data.levels, **CONFIGS[name])
-        opts[name] = torch.optim.Adam(built[name].parameters(), lr=1e-3)
+        built[name] = PixelSNAIL(data.data_shape, data.levels, **sizes)
+        opts[name] = torch.optim.Adam(built[name].parameters(), lr=lr)
     for epoch in range(epochs):
         for name in names:
             hist = fit(built[name], train, None, epochs=1, batch_size=64,
@@ -79,12 +91,30 @@ def summarize(section: str, values: dict) -> list[str]:
                      fmt(base / s, 3) if base else "", fmt(get(f"{name}.nats_per_dim"))])
     lines = table(["model", "architecture", "parameters", "s/epoch", "speed-up",
                    "test nats/dim"], rows)
-    base_nats = get(f"{BASELINE}.nats_per_dim")
-    equal = [(base / get(f"{n}.seconds_per_epoch"), n) for n in CONFIGS if n != BASELINE
-             and get(f"{n}.seconds_per_epoch") and get(f"{n}.nats_per_dim") <= base_nats + SAME]
-    if base and equal:
-        speed, name = max(equal)
-        verdict = "met" if speed >= TARGET else "not met"
-        lines += ["", f"The fastest model within {SAME:g} nats/dim of `{BASELINE}`: `{name}`, "
-                      f"{speed:.2f}x; the {TARGET:g}x target at equal nats/dim is {verdict}."]
+    for ref in _references(get):
+        lines += ["", _verdict(get, ref)]
     return lines
+
+
+def _references(get) -> list[str]:
+    """Today's model, and the full-attention variant with the best test nats/dim when another
+    learning rate beats it: a faster model must also hold against that one."""
+    fulls = [n for n in CONFIGS if CONFIGS[n]["attention"] == "full"
+             and get(f"{n}.nats_per_dim") is not None]
+    best = min(fulls, key=lambda n: get(f"{n}.nats_per_dim"), default=BASELINE)
+    return [BASELINE] + ([best] if best != BASELINE else [])
+
+
+def _verdict(get, ref: str) -> str:
+    base = get(f"{BASELINE}.seconds_per_epoch")
+    ref_nats = get(f"{ref}.nats_per_dim")
+    equal = [(base / get(f"{n}.seconds_per_epoch"), n) for n in CONFIGS
+             if CONFIGS[n]["attention"] != "full" and get(f"{n}.seconds_per_epoch")
+             and get(f"{n}.nats_per_dim") <= ref_nats + SAME]
+    if not equal:
+        return f"No faster model comes within {SAME:g} nats/dim of `{ref}` ({ref_nats:.4f})."
+    speed, name = max(equal)
+    verdict = "met" if speed >= TARGET else "not met"
+    return (f"The fastest model within {SAME:g} nats/dim of `{ref}` ({ref_nats:.4f}): `{name}`, "
+            f"{speed:.2f}x faster per epoch than `{BASELINE}`; the {TARGET:g}x target at equal "
+            f"nats/dim is {verdict}.")

@@ -46,21 +46,31 @@ def test_unknown_section_is_refused(capsys):
 
 
 def test_pixelsnail_verdict_reads_speed_at_equal_quality():
+    """Speed is read against today's model; quality against it and, when another learning
+    rate makes the full model better, against that one too."""
     from benchmarks import pixelsnail
 
-    def values(fast_nats):
+    def values(fast_nats, full_lr2=None):
         v = {}
-        for name, seconds, nats in [("full", 20.0, 0.1246), ("rows_2x1", 8.0, 0.1250),
-                                    ("rows_1x1", 4.0, fast_nats)]:
+        runs = [("full", 20.0, 0.1246), ("rows_2x1", 8.0, 0.1250), ("rows_1x1", 4.0, fast_nats)]
+        if full_lr2 is not None:
+            runs.append(("full_lr2", 20.0, full_lr2))
+        for name, seconds, nats in runs:
             v[f"pixelsnail.{name}.seconds_per_epoch"] = {"value": seconds, "note": "sizes"}
             v[f"pixelsnail.{name}.nats_per_dim"] = {"value": nats}
             v[f"pixelsnail.{name}.parameters"] = {"value": 1}
         return v
 
-    assert "`rows_2x1`, 2.50x; the 4x target at equal nats/dim is not met" in \
-        pixelsnail.summarize("pixelsnail", values(0.1689))[-1]
-    assert "`rows_1x1`, 5.00x; the 4x target at equal nats/dim is met" in \
-        pixelsnail.summarize("pixelsnail", values(0.1240))[-1]
+    lines = pixelsnail.summarize("pixelsnail", values(0.1689))
+    assert "of `full` (0.1246): `rows_2x1`, 2.50x faster per epoch than `full`; the 4x target " \
+        "at equal nats/dim is not met" in lines[-1]
+    lines = pixelsnail.summarize("pixelsnail", values(0.1240))
+    assert "of `full` (0.1246): `rows_1x1`, 5.00x" in lines[-1] and "is met" in lines[-1]
+    lines = pixelsnail.summarize("pixelsnail", values(0.1240, full_lr2=0.1200))
+    assert "of `full` (0.1246): `rows_1x1`, 5.00x" in lines[-3]
+    assert lines[-1] == "No faster model comes within 0.001 nats/dim of `full_lr2` (0.1200)."
+    lines = pixelsnail.summarize("pixelsnail", values(0.1205, full_lr2=0.1200))
+    assert "of `full_lr2` (0.1200): `rows_1x1`, 5.00x" in lines[-1] and "is met" in lines[-1]
 
 
 def test_timed_section_trains_each_model_for_its_time_and_names_who_is_behind(tmp_path,
