@@ -62,6 +62,13 @@ def train_for(name: str, quick: bool, budgets, threads: int, device: str = "cpu"
     return out
 
 
+def _alone(names: list[str], workers: int) -> str:
+    """The models that trained with a core to spare: the last ones when they do not fill a
+    round of workers."""
+    rest = len(names) % workers if workers > 1 else 0
+    return f" ({', '.join(names[-rest:])} last, alone)" if rest else ""
+
+
 def main(quick: bool = False, device: str = "cpu", command: str = "", models=None,
          workers: int = 1) -> Record:
     budgets = QUICK_BUDGETS if quick else BUDGETS
@@ -71,7 +78,7 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", models=Non
     rec = Record("timed", command,
                  f"{described}; each model trained for {' s and '.join(map(str, budgets))} s "
                  f"(training steps only) on {device}, {workers} at a time with {threads} "
-                 f"thread(s) each; course models: batch {COURSE_TRAINING['batch_size']}, Adam "
+                 f"thread(s) each{_alone(names, workers)}; course models: batch {COURSE_TRAINING['batch_size']}, Adam "
                  f"lr {COURSE_TRAINING['lr']:g}, gradients clipped at 1; peers as their "
                  f"homework trains them: batch {TRAINING['batch_size']}, Adam lr "
                  f"{TRAINING['lr']:g}, no clipping", merge=bool(models))
