@@ -8,6 +8,7 @@ Without a GPU, RESULTS.md says the section has not been measured; nothing else d
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", models=Non
     rec = Record("gpu", command,
                  f"{len(data.train):,} training images, {epochs} epochs at batch 64, Adam lr "
                  f"1e-3, bf16 autocast where native, on {device}; sampling: {n} images in one "
-                 f"batch with each model's own sampler; samples in benchmarks/{out.name}/",
+                 f"batch with each model's own sampler; samples in {os.path.relpath(out, HERE.parent)}/",
                  merge=bool(models))
     for name in models or IMAGE_MODELS:
         model = build(name, data.data_shape, data.levels)

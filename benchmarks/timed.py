@@ -58,7 +58,6 @@ def train_for(name: str, quick: bool, budgets, threads: int, device: str = "cpu"
                               "nats_per_dim": evaluate(model, data.test, 256, device)})
         print(f"  {name}: {seconds:.0f} s, {steps} steps, "
               f"{out['points'][-1]['nats_per_dim']:.4f} nats/dim", flush=True)
-    torch.set_grad_enabled(True)
     return out
 
 
