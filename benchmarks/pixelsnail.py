@@ -26,12 +26,17 @@ CONFIGS = {
     # does a larger step let the small models catch up in 3 epochs? (and the full one?)
     "full_lr2": dict(channels=32, blocks=2, heads=2, conv_layers=2, attention="full", lr=2e-3),
     "full_lr3": dict(channels=32, blocks=2, heads=2, conv_layers=2, attention="full", lr=3e-3),
+    "full_lr5": dict(channels=32, blocks=2, heads=2, conv_layers=2, attention="full", lr=5e-3),
     "rows_2x1_lr2": dict(channels=32, blocks=2, heads=1, conv_layers=1, attention="rows",
                          lr=2e-3),
     "rows_1x1_lr3": dict(channels=32, blocks=1, heads=2, conv_layers=1, attention="rows",
                          lr=3e-3),
     "rows_2x1_c16_lr3": dict(channels=16, blocks=2, heads=1, conv_layers=1, attention="rows",
                              lr=3e-3),
+    "rows_1x1_lr6": dict(channels=32, blocks=1, heads=2, conv_layers=1, attention="rows",
+                         lr=6e-3),
+    "rows_2x1_c20_lr5": dict(channels=20, blocks=2, heads=1, conv_layers=1, attention="rows",
+                             lr=5e-3),
 }
 TARGET = 4.0        # the speed-up asked for, at the baseline's test nats/dim or better
 SAME = 1e-3         # nats/dim read as "equal" after 3 short epochs
