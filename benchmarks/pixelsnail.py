@@ -96,8 +96,9 @@ def summarize(section: str, values: dict) -> list[str]:
                      fmt(base / s, 3) if base else "", fmt(get(f"{name}.nats_per_dim"))])
     lines = table(["model", "architecture", "parameters", "s/epoch", "speed-up",
                    "test nats/dim"], rows)
-    for ref in _references(get):
-        lines += ["", _verdict(get, ref)]
+    if base and get(f"{BASELINE}.nats_per_dim") is not None:   # a run without it: no verdict
+        for ref in _references(get):
+            lines += ["", _verdict(get, ref)]
     return lines
 
 

@@ -77,8 +77,9 @@ def main(quick: bool = False, device: str = "cpu", command: str = "", models=Non
     rec = Record("timed", command,
                  f"{described}; each model trained for {' s and '.join(map(str, budgets))} s "
                  f"(training steps only) on {device}, {workers} at a time with {threads} "
-                 f"thread(s) each{_alone(names, workers)}; course models: batch {COURSE_TRAINING['batch_size']}, Adam "
-                 f"lr {COURSE_TRAINING['lr']:g}, gradients clipped at 1; peers as their "
+                 f"thread(s) each{_alone(names, workers)}; course models: batch "
+                 f"{COURSE_TRAINING['batch_size']}, Adam lr {COURSE_TRAINING['lr']:g}, "
+                 f"gradients clipped at 1; peers as their "
                  f"homework trains them: batch {TRAINING['batch_size']}, Adam lr "
                  f"{TRAINING['lr']:g}, no clipping", merge=bool(models))
     args = [(n, quick, budgets, threads, device) for n in names]

@@ -71,6 +71,8 @@ def test_pixelsnail_verdict_reads_speed_at_equal_quality():
     assert lines[-1] == "No faster model comes within 0.001 nats/dim of `full_lr2` (0.1200)."
     lines = pixelsnail.summarize("pixelsnail", values(0.1205, full_lr2=0.1200))
     assert "of `full_lr2` (0.1200): `rows_1x1`, 5.00x" in lines[-1] and "is met" in lines[-1]
+    partial = {k: v for k, v in values(0.1240).items() if ".full." not in k}
+    assert "| rows_1x1 |" in pixelsnail.summarize("pixelsnail", partial)[-1]   # no verdict
 
 
 def test_timed_section_trains_each_model_for_its_time_and_names_who_is_behind(tmp_path,
